@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Both install into .venv when missing.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lock clean-venv
+
+$(STAMP): requirements.lock pyproject.toml scripts/install-system-packages.sh
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (the kit needs Python 3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	bash scripts/install-system-packages.sh
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mnistkit demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# Re-pin everything after changing requirements.in (needs the package registries).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -r requirements.in
+	{ echo '# Exact versions of everything the kit installs; regenerate with `make lock`.'; \
+	  .venv-lock/bin/python -m pip freeze; } > requirements.lock
+	rm -rf .venv-lock
+
+clean-venv:
+	rm -rf $(VENV)

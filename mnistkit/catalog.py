@@ -1,0 +1,80 @@
+"""The exercise catalog, read from the source notebooks: the one place points are set.
+
+Every graded cell of a source notebook is one exercise: a locked self-check code cell is an
+auto-graded exercise, a task cell is a hand-graded one. Its nbgrader ``grade_id`` is the
+exercise id used everywhere (hidden tests, reports); ``metadata.mnistkit.questionnaire`` lists
+the chapter's questionnaire items it answers.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from mnistkit.paths import SOURCE
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    assignment: str
+    notebook: str          # notebook name without .ipynb, as nbgrader names it
+    kind: str              # "auto" (hidden autograder) or "manual" (graded by hand)
+    points: float
+    questionnaire: list[int] = field(default_factory=list)
+    title: str = ""        # first line of the task text / self-check comment
+
+
+def assignments(source: Path = SOURCE) -> list[str]:
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def _title(cell) -> str:
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return first.lstrip("#* ").strip()[:80]
+
+
+def notebook_exercises(path: Path, assignment: str) -> list[Exercise]:
+    nb = nbformat.read(path, as_version=4)
+    found = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("grade") or meta.get("task")):
+            continue
+        if meta.get("task") or cell.cell_type == "markdown":
+            kind = "manual"
+        elif meta.get("solution"):
+            raise ValueError(f"{path}: cell {meta.get('grade_id')} is an autograded answer cell; "
+                             "the kit grades code through a locked self-check cell")
+        else:
+            kind = "auto"
+        found.append(Exercise(
+            id=meta["grade_id"], assignment=assignment, notebook=path.stem, kind=kind,
+            points=float(meta.get("points", 0)),
+            questionnaire=list(cell.metadata.get("mnistkit", {}).get("questionnaire", [])),
+            title=_title(cell)))
+    return found
+
+
+def load(source: Path = SOURCE) -> list[Exercise]:
+    """All exercises of all assignments, in notebook order; ids must be unique kit-wide."""
+    exercises = []
+    for assignment in assignments(source):
+        for path in sorted((source / assignment).glob("*.ipynb")):
+            exercises += notebook_exercises(path, assignment)
+    seen = set()
+    for ex in exercises:
+        if ex.id in seen:
+            raise ValueError(f"exercise id {ex.id!r} is used twice; ids must be unique")
+        seen.add(ex.id)
+    return exercises
+
+
+def by_id(source: Path = SOURCE) -> dict[str, Exercise]:
+    return {ex.id: ex for ex in load(source)}
+
+
+def to_json(exercises: list[Exercise]) -> str:
+    return json.dumps([asdict(ex) for ex in exercises], indent=2)

@@ -1,0 +1,151 @@
+"""`mnistkit`: one verb per job. Each verb's module does the work; this file only parses
+arguments, prints, and turns expected failures into one-line errors with an exit code."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+class KitError(Exception):
+    """An expected failure: printed as one line, exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints a usage block; one line is kinder in a terminal
+        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def cmd_data(args) -> int:
+    from mnistkit import data
+    if args.use:
+        config = data.point_config_at(Path(args.use))
+        print(f"fastai now reads MNIST from {Path(args.use).absolute()} (config: {config})")
+        return 0
+    target = Path(args.into).absolute() if args.into else data.fastai_data_dir()
+    start = time.perf_counter()
+    print(f"checking data/mnist.npz (SHA-256 {data.MNIST_SHA256[:12]}…)")
+    results = data.materialize(target, progress=data.stderr_progress)
+    for name, (path, status) in results.items():
+        print(f"  {name:<13} {status:<8} {path}")
+    print(f"MNIST ready for untar_data() in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from mnistkit import build
+    print("checking release/ against source/" if args.check else "building release/ from source/")
+    stale = build.build(check=args.check)
+    if args.check and stale:
+        print(f"release/ is stale ({len(stale)} file(s)); run `mnistkit build`", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_exercises(args) -> int:
+    from mnistkit import catalog
+    exercises = catalog.load()
+    if args.assignment:
+        exercises = [ex for ex in exercises if ex.assignment == args.assignment]
+        if not exercises:
+            raise KitError(f"no assignment named {args.assignment!r}; "
+                           f"known: {', '.join(catalog.assignments())}")
+    if args.json:
+        print(catalog.to_json(exercises))
+        return 0
+    print(f"{'id':<28} {'assignment':<22} {'kind':<6} {'points':>6}  questionnaire")
+    for ex in exercises:
+        items = ",".join(map(str, ex.questionnaire)) or "-"
+        print(f"{ex.id:<28} {ex.assignment:<22} {ex.kind:<6} {ex.points:>6g}  {items}")
+    auto = [ex for ex in exercises if ex.kind == "auto"]
+    print(f"{len(exercises)} exercises ({len(auto)} auto-graded, {len(exercises) - len(auto)} "
+          f"by hand), {sum(ex.points for ex in exercises):g} points")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from mnistkit.grading import cli as grading_cli  # the grading engine owns this verb
+    return grading_cli.grade(args)
+
+
+def cmd_demo(args) -> int:
+    from mnistkit import demo
+    return demo.run(args)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mnistkit", description=(
+        "Course kit for fastbook chapter 4 (MNIST basics): data, release, exercises, grading."))
+    from mnistkit import __version__
+    parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+
+    p = verbs.add_parser("data", help="put MNIST where fastai's untar_data() finds it, offline",
+                         description="Verify data/mnist.npz and write mnist_sample/ and mnist_png/ "
+                         "into fastai's data folder (FASTAI_HOME and its config.ini are honoured). "
+                         "Idempotent; never leaves a half-written folder.")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--into", metavar="DIR", help="write into DIR instead (e.g. a shared "
+                       "read-only folder for a JupyterHub)")
+    where.add_argument("--use", metavar="DIR", help="write nothing; point this user's fastai "
+                       "config at a shared DIR made with --into")
+    p.set_defaults(func=cmd_data)
+
+    p = verbs.add_parser("build", help="generate release/ from source/ with nbgrader",
+                         description="Regenerate the student notebooks in release/ from the "
+                         "instructor notebooks in source/ (nbgrader generate_assignment).")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when release/ is out of date")
+    p.set_defaults(func=cmd_build)
+
+    p = verbs.add_parser("exercises", help="list every exercise, its points and questionnaire items",
+                         description="The exercise catalog, read from the source notebooks.")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--assignment", metavar="NAME", help="only this assignment")
+    p.set_defaults(func=cmd_exercises)
+
+    p = verbs.add_parser("grade", help="grade one submission folder with the hidden autograder",
+                         description="Run a submission's notebooks in the sandbox, grade them "
+                         "against the reference solutions and write a Gradescope-style results.json. "
+                         "Exits 0 when the submission was graded, whatever its score.")
+    p.add_argument("submission", metavar="SUBMISSION_DIR",
+                   help="a folder laid out like release/NAME/ with the notebooks filled in")
+    p.add_argument("--assignment", required=True, metavar="NAME", help="which assignment it is")
+    p.add_argument("--results", metavar="FILE", default="results.json",
+                   help="where to write results.json (default: ./results.json)")
+    p.set_defaults(func=cmd_grade)
+
+    p = verbs.add_parser("demo", help="the whole pipeline on the bundled defaults",
+                         description="Prepare the data, rebuild the release, grade the bundled "
+                         "example submissions and print their scores and where the feedback went.")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from mnistkit.build import BuildError
+    from mnistkit.data import DataError
+    try:
+        return args.func(args)
+    except (KitError, DataError, BuildError) as exc:
+        print(f"mnistkit {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"mnistkit {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line by default, the traceback on request
+        if os.environ.get("MNISTKIT_DEBUG"):
+            raise
+        print(f"mnistkit {args.verb}: internal error: {type(exc).__name__}: {exc} "
+              "(set MNISTKIT_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,191 @@
+"""The handle hidden tests use to question a student's notebook, and what can go wrong.
+
+Tests only ever see plain data (tensors, arrays, numbers, strings, lists, dicts): every value
+that crosses from student code is encoded by ``wire`` and decoded in the grader, so a student
+object can never run code in the grader or fake a comparison.
+
+``InProcessStudent`` runs the notebook in the grader's own process: for developing hidden
+tests against trusted notebooks (the reference) only. Untrusted submissions go through the
+sandboxed implementation in ``mnistkit.grading.sandbox``, which has the same interface.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from mnistkit.grading import wire
+
+
+class SubmissionProblem(Exception):
+    """Something about the student's code; ``str(exc)`` is feedback safe to show them."""
+
+
+class NotDefined(SubmissionProblem):
+    def __init__(self, name: str):
+        super().__init__(f"`{name}` is not defined after running your notebook "
+                         "(did its cell raise an error, or is it named differently?)")
+        self.name = name
+
+
+class StudentCodeError(SubmissionProblem):
+    """The student's code raised; the message is their exception, not the grader's code."""
+
+
+class StudentTimeout(SubmissionProblem):
+    pass
+
+
+class StudentCrashed(SubmissionProblem):
+    """The student's process died (exit, signal, memory); later questions cannot be asked."""
+
+
+class NotPlainData(SubmissionProblem):
+    pass
+
+
+@dataclass
+class CellRun:
+    index: int          # position among the notebook's code cells
+    grade_id: str | None
+    status: str         # ok | error | timeout | crashed | skipped
+    seconds: float
+    message: str = ""   # the exception line, for feedback
+
+
+def code_cells(notebook_path: Path) -> list[tuple[str | None, str]]:
+    """(grade_id, source) of every code cell, in order. Raises nbformat errors on bad files."""
+    nb = nbformat.read(notebook_path, as_version=4)
+    return [(c.metadata.get("nbgrader", {}).get("grade_id"), c.source)
+            for c in nb.cells if c.cell_type == "code"]
+
+
+class Student:
+    """Interface: what a hidden test may ask of a submission."""
+
+    cells: list[CellRun]
+
+    def call(self, name: str, *args, **kwargs) -> Any:
+        """Call the student's function ``name`` with plain-data arguments."""
+        raise NotImplementedError
+
+    def get(self, name: str) -> Any:
+        """The value of the student's global ``name``, as plain data."""
+        raise NotImplementedError
+
+    def has(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def run(self, code: str, **inputs) -> Any:
+        """Run grader code in the student's namespace with ``inputs`` bound as names; returns
+        the value the code assigns to ``result``. For checks that need live objects there
+        (a model, an optimizer); the returned value is still untrusted plain data."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _exception_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+class _Alarm(BaseException):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    def fire(signum, frame):
+        raise _Alarm()
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+class InProcessStudent(Student):
+    """Trusted notebooks only: runs cells with IPython in this process."""
+
+    def __init__(self, notebook_path: Path, cell_timeout: float = 120.0,
+                 call_timeout: float = 60.0, workdir: Path | None = None):
+        import time
+        from IPython.core.interactiveshell import InteractiveShell
+
+        self.call_timeout = call_timeout
+        self.shell = InteractiveShell.instance()
+        self.ns = self.shell.user_ns
+        self.cells = []
+        cwd = Path.cwd()
+        try:
+            if workdir:
+                import os
+                os.chdir(workdir)
+            for index, (grade_id, source) in enumerate(code_cells(notebook_path)):
+                start = time.perf_counter()
+                status, message = "ok", ""
+                try:
+                    with _time_limit(cell_timeout), contextlib.redirect_stdout(io.StringIO()):
+                        result = self.shell.run_cell(source, silent=True)
+                    if not result.success:
+                        status = "error"
+                        err = result.error_in_exec or result.error_before_exec
+                        message = _exception_line(err) if err else "error"
+                except _Alarm:
+                    status, message = "timeout", f"cell ran longer than {cell_timeout:g} s"
+                self.cells.append(CellRun(index, grade_id, status,
+                                          time.perf_counter() - start, message))
+        finally:
+            import os
+            os.chdir(cwd)
+
+    def _plain(self, value):
+        try:
+            return wire.decode(wire.encode(value))
+        except wire.WireError as exc:
+            raise NotPlainData(str(exc)) from None
+
+    def has(self, name):
+        return name in self.ns
+
+    def get(self, name):
+        if name not in self.ns:
+            raise NotDefined(name)
+        return self._plain(self.ns[name])
+
+    def call(self, name, *args, **kwargs):
+        if name not in self.ns:
+            raise NotDefined(name)
+        if not callable(self.ns[name]):
+            raise SubmissionProblem(f"`{name}` is not a function")
+        args, kwargs = wire.decode(wire.encode([list(args), kwargs]))
+        try:
+            with _time_limit(self.call_timeout):
+                value = self.ns[name](*args, **kwargs)
+        except _Alarm:
+            raise StudentTimeout(f"`{name}` did not return within {self.call_timeout:g} s") from None
+        except Exception as exc:
+            raise StudentCodeError(f"`{name}` raised {_exception_line(exc)}") from None
+        return self._plain(value)
+
+    def run(self, code, **inputs):
+        scope = dict(self.ns)
+        scope.update(wire.decode(wire.encode(inputs)))
+        try:
+            with _time_limit(self.call_timeout):
+                exec(compile(code, "<grader probe>", "exec"), scope)
+        except _Alarm:
+            raise StudentTimeout(f"your code did not finish within {self.call_timeout:g} s") from None
+        except Exception as exc:
+            raise StudentCodeError(f"your code raised {_exception_line(exc)}") from None
+        if "result" not in scope:
+            raise StudentCodeError("the check produced no result")
+        return self._plain(scope["result"])

@@ -1,0 +1,43 @@
+"""nbgrader configuration for the course kit (run nbgrader commands from this folder).
+
+Folder names follow the kit's design; nbgrader's defaults are stated where they differ.
+The hidden autograder lives in autograder/ and is never part of a release; nbgrader's own
+`autograded/` output folder is a different thing (graded copies of submissions).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # so nbgrader finds mnistkit
+
+c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "mnist-basics"
+c.CourseDirectory.source_directory = "source"          # default: source
+c.CourseDirectory.release_directory = "release"        # default: release
+c.CourseDirectory.submitted_directory = "submitted"    # default: submitted
+c.CourseDirectory.autograded_directory = "autograded"  # default: autograded (NOT autograder/)
+c.CourseDirectory.feedback_directory = "feedback"      # default: feedback
+c.CourseDirectory.solution_directory = "solutions"     # default: solution (generated notebooks land in solutions/<assignment>/)
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradebook.db")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+
+# Importing fastai takes 10-20 s and a training cell a few more; nbgrader's default is 30 s.
+c.ExecutePreprocessor.timeout = 180
+c.Execute.timeout = 180
+
+# Release: every generated notebook starts with a banner naming its source and how to rebuild it.
+from nbgrader import preprocessors as nbp  # noqa: E402
+
+from mnistkit.release_banner import AddReleaseBanner  # noqa: E402
+
+# nbgrader 0.9.6's own list (converters/generate_assignment.py), with the banner first.
+c.GenerateAssignment.preprocessors = [
+    AddReleaseBanner, nbp.IncludeHeaderFooter, nbp.InstantiateTests, nbp.LockCells,
+    nbp.ClearSolutions, nbp.ClearOutput, nbp.CheckCellMetadata, nbp.ComputeChecksums,
+    nbp.SaveCells, nbp.ClearHiddenTests, nbp.ClearMarkScheme, nbp.ComputeChecksums,
+    nbp.CheckCellMetadata,
+]
+# Feedback goes to students: strip graders' mark schemes (nbgrader shows them by default).
+c.GenerateFeedback.preprocessors = [nbp.GetGrades, nbp.ClearHiddenTests, nbp.ClearMarkScheme,
+                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
