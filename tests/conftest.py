@@ -1,0 +1,33 @@
+"""Shared set-up for the kit's own tests.
+
+MNIST is materialized once into a kit-local FASTAI_HOME (.mnistkit/fastai, git-ignored), so the
+tests never touch the user's ~/.fastai and never need a network; every subprocess (notebook
+kernels, the grading sandbox) inherits the variable.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("FASTAI_HOME", str(ROOT / ".mnistkit" / "fastai"))
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir() -> Path:
+    """The fastai data folder with mnist_sample/ and mnist_png/ in it (made once, ~30 s)."""
+    from mnistkit import data
+    results = data.materialize()
+    return results["mnist_sample"][0].parent
+
+
+def run_mnistkit(*args, check=False, timeout=600, **kwargs) -> subprocess.CompletedProcess:
+    """Run the installed CLI the way a user would, from the repository root."""
+    proc = subprocess.run([sys.executable, "-m", "mnistkit", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mnistkit {' '.join(map(str, args))} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
