@@ -15,6 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("FASTAI_HOME", str(ROOT / ".mnistkit" / "fastai"))
 
 
+# name -> seconds, printed at the end of the run (figures for humans, never asserted).
+TIMINGS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TIMINGS:
+        terminalreporter.section("mnistkit timings")
+        for name, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
+
+
 @pytest.fixture(scope="session")
 def mnist_data_dir() -> Path:
     """The fastai data folder with mnist_sample/ and mnist_png/ in it (made once, ~30 s)."""

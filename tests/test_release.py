@@ -1,0 +1,82 @@
+"""Releasing to students: release/ is generated, current, and leaks nothing."""
+import json
+import re
+
+import nbformat
+import pytest
+
+from mnistkit import catalog
+from mnistkit.paths import RELEASE, SOURCE
+
+from .conftest import run_mnistkit
+
+ASSIGNMENTS = catalog.assignments()
+SOLUTION_BLOCK = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
+MARK_SCHEME = re.compile(r"=== BEGIN MARK SCHEME ===(.*?)=== END MARK SCHEME ===", re.S)
+TRIVIAL = {"pass", "return", "else:", "try:", "continue", "break", ")", "]", "}"}
+
+
+def source_notebooks():
+    return sorted(SOURCE.glob("*/*.ipynb"))
+
+
+def released_text(source_path):
+    return (RELEASE / source_path.parent.name / source_path.name).read_text()
+
+
+def test_release_is_in_sync_with_source():
+    """Does `mnistkit build --check` find release/ up to date (as CI requires)?"""
+    proc = run_mnistkit("build", "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_assignment_is_released():
+    """Is there a student notebook for every instructor notebook, and nothing else?"""
+    assert ASSIGNMENTS, "no assignments in source/"
+    released = sorted(p.relative_to(RELEASE) for p in RELEASE.glob("*/*.ipynb"))
+    assert released == [p.relative_to(SOURCE) for p in source_notebooks()]
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_no_solution_or_mark_scheme_leaks(path):
+    """Does no line of a solution, model answer or rubric reach the student notebook?"""
+    source = nbformat.read(path, as_version=4)
+    release = released_text(path)
+    secret_lines = set()
+    for cell in source.cells:
+        for block in SOLUTION_BLOCK.findall(cell.source) + MARK_SCHEME.findall(cell.source):
+            for line in block.splitlines():
+                line = line.strip()
+                if len(line) >= 8 and line not in TRIVIAL and not line.startswith("#"):
+                    secret_lines.add(line)
+    text_of_release = "\n".join(
+        line.strip() for cell in json.loads(release)["cells"]
+        for line in "".join(cell["source"]).splitlines())
+    leaked = sorted(line for line in secret_lines if line in text_of_release.splitlines())
+    assert leaked == []
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "MARK SCHEME"):
+        assert marker not in release
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_release_mentions_no_hidden_material(path):
+    """Does the student notebook never import or name the reference or the hidden tests?"""
+    release = released_text(path)
+    assert not re.search(r"\b(import|from)\s+(solutions|autograder|mnistkit)\b", release)
+    assert "autograder/" not in release and "solutions/" not in release
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_release_starts_with_generated_banner(path):
+    """Does each student notebook open by saying it is generated and how to rebuild it?"""
+    first = nbformat.read(RELEASE / path.parent.name / path.name, as_version=4).cells[0]
+    assert first.cell_type == "markdown"
+    assert "Generated file" in first.source and f"source/{path.parent.name}/{path.name}" in first.source
+    assert "mnistkit build" in first.source
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_release_has_no_outputs(path):
+    """Are outputs cleared, so no computed answer ships in a student notebook?"""
+    nb = nbformat.read(RELEASE / path.parent.name / path.name, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
