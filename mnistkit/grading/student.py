@@ -122,6 +122,8 @@ class InProcessStudent(Student):
 
         self.call_timeout = call_timeout
         self.shell = InteractiveShell.instance()
+        # No event loop here: let `%matplotlib inline` select the backend instead of raising.
+        self.shell.enable_gui = lambda gui=None: None
         self.ns = self.shell.user_ns
         self.cells = []
         cwd = Path.cwd()

@@ -1,0 +1,635 @@
+"""Grade an untrusted notebook: its code runs in a bubblewrap sandbox, the grader only gets plain data.
+
+Isolation. ``runner.py`` (stand-alone) runs the notebook's cells with IPython in a process that
+bubblewrap starts with a minimal, read-only view of the machine (/usr, a few files of /etc, the
+Python install, the venv, the MNIST data folder) plus one writable scratch folder (HOME and the
+working directory, holding a copy of the submission folder), no network, its own pid/ipc/uts
+namespaces, a clean environment and uid 65534 in its own user namespace. The repository, the
+grader's temp files and the rest of /root are simply not there; the editable install of mnistkit
+points into the repository, so mnistkit cannot be imported inside. The grader and the runner
+exchange length-prefixed ``wire`` frames (no pickle) on stdin and a separate answer pipe; the
+student's stdout/stderr go to a third pipe of which only a tail is kept.
+
+Resilience. Time is enforced twice: the runner interrupts student code with SIGALRM, and the
+grader kills the whole sandbox when no answer comes within the limit plus a grace period.
+Memory: RLIMIT_DATA in the runner (torch's CUDA build reserves ~4 GB of address space, so
+RLIMIT_AS is not usable) and a grader-side watchdog on the sandbox's total PSS. When the sandbox
+dies or hangs in a cell, that cell is marked crashed/timeout and skipped on the restart, which
+replays the other cells; when it dies in a request, that request fails and the next one restarts
+it. Restarts and total time are capped.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnistkit.grading import wire
+from mnistkit.grading.student import (CellRun, NotDefined, NotPlainData, Student,
+                                      StudentCodeError, StudentCrashed, StudentTimeout,
+                                      SubmissionProblem, code_cells)
+
+GRADING = Path(__file__).resolve().parent
+RUNNER = GRADING / "runner.py"
+WIRE = GRADING / "wire.py"
+BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
+
+# Inside the sandbox.
+HOME = "/home/student"
+DATA = "/data/fastai"
+TOOLS = "/opt/mnistkit"          # runner.py and wire.py, read-only
+SANDBOX_UID = 65534
+
+# What of /etc the student's Python needs (dynamic loader, users, time zone, certificates).
+ETC = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
+       "hosts", "localtime", "timezone", "ssl", "ca-certificates", "alternatives", "fonts",
+       "mime.types", "matplotlibrc"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use. Defaults: generous for chapter 4 (fastai imports in ~12 s,
+    the slowest reference cell takes a few seconds) and small enough to grade a class on one box."""
+    cell_seconds: float = 120.0          # one notebook cell
+    request_seconds: float = 60.0        # one call/get/has/run from a hidden test
+    total_seconds: float = 15 * 60.0     # everything for one submission, restarts included
+    start_seconds: float = 60.0          # sandbox start until the runner is ready
+    grace_seconds: float = 5.0           # after a limit, before the grader kills the sandbox
+    memory_bytes: int = 4 << 30          # RLIMIT_DATA of the student's process
+    memory_slack_bytes: int = 1 << 30    # watchdog kills when total PSS > memory + slack
+    file_bytes: int = 256 << 20          # RLIMIT_FSIZE: largest file the student may write
+    tmpfs_bytes: int = 64 << 20          # size of /tmp and /dev/shm inside (memory backed)
+    output_bytes: int = 64 << 10         # stdout/stderr kept per cell/request, the tail
+    answer_bytes: int = 256 << 20        # largest answer accepted from the sandbox
+    restarts: int = 3                    # sandbox restarts after crashes/hangs
+    threads: int = 2                     # OMP/MKL threads
+    copy_bytes: int = 200 << 20          # largest submission folder copied into scratch
+    preload: tuple[str, ...] = ("torch",)  # imported by the runner before the student's code
+
+
+class _Died(Exception):
+    """The sandbox process is gone (or was killed); ``str`` says why, for feedback."""
+
+
+class _Hung(Exception):
+    """No answer within the limit plus grace; the sandbox has been killed."""
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):g} GiB" if n >= 1 << 30 else f"{n / (1 << 20):g} MiB"
+
+
+def _describe_exit(code: int | None, limits: Limits) -> str:
+    if code is None:
+        return "the notebook process died"
+    if code > 128:
+        number = code - 128
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        hint = {signal.SIGKILL: f", memory limit {_gib(limits.memory_bytes)}?",
+                signal.SIGSEGV: ", a segmentation fault",
+                signal.SIGXFSZ: f", a file over {_gib(limits.file_bytes)}?"}.get(number, "")
+        return f"the notebook process died (exit code {code}: {name}{hint})"
+    if code < 0:
+        return f"the notebook process died (killed by signal {-code})"
+    return f"the notebook process died (exit code {code})"
+
+
+def _check_npz(payload: bytes, limit: int) -> None:
+    """Refuse an answer whose arrays would decompress beyond ``limit`` (zip bombs)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except Exception as exc:
+        raise wire.WireError(f"unreadable payload: {type(exc).__name__}") from None
+    if total > limit:
+        raise wire.WireError(f"the value is larger than {_gib(limit)}")
+
+
+def _tree_pss(root_pid: int) -> int:
+    """Total proportional set size (bytes) of ``root_pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+class _Box:
+    """One sandboxed runner process and its three pipes."""
+
+    def __init__(self, scratch: Path, limits: Limits, data_dir: Path | None):
+        self.limits = limits
+        self.output = bytearray()
+        answer_r, answer_w = os.pipe()
+        output_r, output_w = os.pipe()
+        self.answer_fd, self.output_fd = answer_r, output_r
+        os.set_blocking(output_r, False)
+        cmd = self._command(scratch, data_dir, answer_w)
+        try:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=output_w, stderr=output_w,
+                pass_fds=(answer_w,), start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+        finally:
+            os.close(answer_w)
+            os.close(output_w)
+        self.request_fd = self.proc.stdin.fileno()
+        os.set_blocking(self.request_fd, False)
+
+    def _command(self, scratch: Path, data_dir: Path | None, answer_w: int) -> list[str]:
+        lim = self.limits
+        prefix, base = Path(sys.prefix), Path(sys.base_prefix)
+        cmd = [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns",
+               "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+               "--die-with-parent", "--new-session", "--clearenv",
+               "--ro-bind", "/usr", "/usr"]
+        for name in ("bin", "lib", "lib64", "sbin"):
+            target = Path("/") / name
+            if target.is_symlink():
+                cmd += ["--symlink", os.readlink(target), str(target)]
+            elif target.is_dir():
+                cmd += ["--ro-bind", str(target), str(target)]
+        for name in ETC:
+            if (Path("/etc") / name).exists():
+                cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        cmd += ["--ro-bind", str(base), str(base)]
+        if prefix != base:
+            cmd += ["--ro-bind", str(prefix), str(prefix)]
+        # Editable installs (mnistkit's own) point into the repository: blank their hooks.
+        for hook in prefix.glob("lib/python*/site-packages/__editable__*"):
+            if hook.is_file():
+                cmd += ["--ro-bind", "/dev/null", str(hook)]
+        if data_dir is not None:
+            cmd += ["--ro-bind", str(data_dir), DATA]
+        cmd += ["--ro-bind", str(RUNNER), f"{TOOLS}/runner.py",
+                "--ro-bind", str(WIRE), f"{TOOLS}/wire.py",
+                "--bind", str(scratch), HOME, "--chdir", HOME,
+                "--dev", "/dev", "--proc", "/proc",
+                "--size", str(lim.tmpfs_bytes), "--tmpfs", "/tmp",
+                "--size", str(lim.tmpfs_bytes), "--tmpfs", "/dev/shm",
+                "--remount-ro", "/dev", "--remount-ro", "/"]
+        threads = str(lim.threads)
+        env = dict(PATH=f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin", HOME=HOME,
+                   FASTAI_HOME=f"{HOME}/.fastai", MPLBACKEND="Agg", PYTHONHASHSEED="0",
+                   PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS=threads,
+                   MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+                   LANG="C.UTF-8", TMPDIR="/tmp", MPLCONFIGDIR=f"{HOME}/.config/matplotlib")
+        for key, value in env.items():
+            cmd += ["--setenv", key, value]
+        cmd += [f"{prefix}/bin/python", "-u", f"{TOOLS}/runner.py", "--wire", f"{TOOLS}/wire.py",
+                "--answer-fd", str(answer_w), "--memory", str(lim.memory_bytes),
+                "--fsize", str(lim.file_bytes)]
+        for module in lim.preload:
+            cmd += ["--preload", module]
+        return cmd
+
+    # ---- talking to it --------------------------------------------------------------------
+    def _drain_output(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.output_fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.output += chunk
+            if len(self.output) > 2 * self.limits.output_bytes:
+                del self.output[:-self.limits.output_bytes]
+
+    def take_output(self) -> str:
+        self._drain_output()
+        text = bytes(self.output[-self.limits.output_bytes:]).decode("utf-8", "replace")
+        self.output.clear()
+        return text
+
+    def _died(self) -> _Died:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill()
+        return _Died(_describe_exit(code, self.limits))
+
+    def _watch(self) -> None:
+        """Called while waiting: the memory watchdog."""
+        limit = self.limits.memory_bytes + self.limits.memory_slack_bytes
+        if _tree_pss(self.proc.pid) > limit:
+            self.kill()
+            raise _Died(f"the notebook process was stopped: it used more than the memory "
+                        f"limit of {_gib(self.limits.memory_bytes)}")
+
+    def exchange(self, request: dict | None, seconds: float) -> dict:
+        """Send ``request`` (None: just wait for the ready frame); the answer as a dict.
+        Raises _Died, _Hung, or SubmissionProblem for an answer that is not well-formed."""
+        deadline = time.monotonic() + seconds
+        out = b""
+        if request is not None:
+            payload = wire.encode(request)
+            out = struct.pack(">I", len(payload)) + payload
+        header, body, need = b"", b"", 4
+        last_watch = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                self.kill()
+                raise _Hung()
+            if now - last_watch > 0.25:
+                last_watch = now
+                self._watch()
+            readers = [self.answer_fd, self.output_fd]
+            writers = [self.request_fd] if out else []
+            try:
+                ready_r, ready_w, _ = select.select(readers, writers, [], min(0.25, deadline - now))
+            except InterruptedError:
+                continue
+            if self.output_fd in ready_r:
+                self._drain_output()
+            if ready_w:
+                try:
+                    sent = os.write(self.request_fd, out[:1 << 16])
+                    out = out[sent:]
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    if exc.errno in (errno.EPIPE, errno.EBADF):
+                        raise self._died() from None
+                    raise
+            if self.answer_fd in ready_r:
+                try:
+                    chunk = os.read(self.answer_fd, min(need, 1 << 20))
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise self._died()
+                if len(header) < 4:
+                    header += chunk
+                    need = 4 - len(header)
+                    if len(header) == 4:
+                        (need,) = struct.unpack(">I", header)
+                        if need > self.limits.answer_bytes:
+                            self.kill()
+                            raise _Died(f"the notebook sent an answer larger than "
+                                        f"{_gib(self.limits.answer_bytes)}")
+                else:
+                    body += chunk
+                    need -= len(chunk)
+                if len(header) == 4 and need == 0:
+                    return self._decode(body)
+
+    def _decode(self, body: bytes) -> dict:
+        try:
+            _check_npz(body, self.limits.answer_bytes * 4)
+            answer = wire.decode(body)
+        except Exception as exc:  # anything malformed is the submission's doing
+            self.kill()  # the conversation cannot be trusted any more: restart on the next request
+            raise SubmissionProblem(f"your notebook sent an answer the grader cannot read "
+                                    f"({str(exc)[:200]})") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
+            self.kill()
+            raise SubmissionProblem("your notebook sent an answer the grader cannot read")
+        return answer
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        self.kill()
+        for fd in (self.answer_fd, self.output_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+
+def _message(answer: dict, default: str) -> str:
+    message = answer.get("message")
+    return message[:1000] if isinstance(message, str) and message else default
+
+
+class SandboxStudent(Student):
+    """The submission under grade, run in a bubblewrap sandbox (see the module docstring).
+
+    ``cells``: one CellRun per code cell (status ok | error | timeout | crashed | skipped).
+    ``outputs``: cell index -> the tail of what that cell printed (for diagnostics).
+    ``restarts``: how many times the sandbox was restarted; ``start_seconds``: the first start.
+    """
+
+    def __init__(self, notebook_path: Path, *, limits: Limits = Limits(),
+                 data_dir: Path | None = None):
+        self.limits = limits
+        self.notebook_path = Path(notebook_path)
+        self.cells: list[CellRun] = []
+        self.outputs: dict[int, str] = {}
+        self.restarts = 0
+        self.start_seconds = 0.0
+        self._sources = code_cells(self.notebook_path)
+        self._skip: set[int] = set()
+        self._box: _Box | None = None
+        self._broken: str | None = None
+        self._deadline = time.monotonic() + limits.total_seconds
+        self._scratch = Path(tempfile.mkdtemp(prefix="mnistkit-sandbox-"))
+        # Removed even if nobody calls close() (the sandbox itself dies with this process).
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
+        try:
+            self._data_dir = self._prepare_scratch(data_dir)
+            self._run_notebook()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- setup ------------------------------------------------------------------------------
+    def _prepare_scratch(self, data_dir: Path | None) -> Path | None:
+        from mnistkit.data import FASTAI_DEFAULTS, fastai_data_dir
+        home = self._scratch / "home"
+        home.mkdir()
+        folder = self.notebook_path.resolve().parent
+        budget = self.limits.copy_bytes
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder)
+            if any(part.startswith(".") for part in rel.parts) or path.is_symlink():
+                continue  # no hidden folders (.ipynb_checkpoints, .git), never follow links
+            if path.is_dir():
+                (home / rel).mkdir(parents=True, exist_ok=True)
+            elif path.is_file():
+                budget -= path.stat().st_size
+                if budget < 0:
+                    break
+                (home / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, home / rel)
+        if data_dir is None:
+            try:
+                data_dir = fastai_data_dir()
+            except Exception:
+                data_dir = None
+        if data_dir is not None and not Path(data_dir).is_dir():
+            data_dir = None
+        fastai_home = home / ".fastai"
+        fastai_home.mkdir(exist_ok=True)
+        lines = ["[DEFAULT]", f"data = {DATA}"]
+        lines += [f"{key} = {HOME}/.fastai/{value}"
+                  for key, value in FASTAI_DEFAULTS.items() if key != "data"]
+        (fastai_home / "config.ini").write_text("\n".join(lines) + "\n")
+        for key in ("archive", "storage", "model"):
+            (fastai_home / FASTAI_DEFAULTS[key]).mkdir(exist_ok=True)
+        # matplotlib builds a font list on first import (seconds); the grader's is valid inside
+        # too (same font paths), so the student starts with a copy of it.
+        mpl_cache = Path(os.environ.get("MPLCONFIGDIR") or Path.home() / ".cache" / "matplotlib")
+        target = home / ".config" / "matplotlib"
+        target.mkdir(parents=True, exist_ok=True)
+        for font_list in mpl_cache.glob("fontlist-v*.json"):
+            if font_list.is_file() and not font_list.is_symlink():
+                shutil.copyfile(font_list, target / font_list.name)
+        # bwrap maps the sandbox's uid to ours (root): ownership is already right.
+        self._home = home
+        return Path(data_dir) if data_dir is not None else None
+
+    # ---- the sandbox's lifetime ---------------------------------------------------------------
+    def _left(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def _out_of_time(self) -> bool:
+        if self._left() <= 0:
+            self._give_up(f"grading your notebook took longer than the "
+                          f"{self.limits.total_seconds / 60:g} minutes allowed in total")
+            return True
+        return False
+
+    def _give_up(self, reason: str) -> None:
+        if self._broken is None:
+            self._broken = reason
+        if self._box is not None:
+            self._box.close()
+            self._box = None
+
+    def _start(self) -> None:
+        """A fresh sandbox, ready for requests (cells not yet run)."""
+        if self._box is not None:
+            self._box.close()
+        start = time.monotonic()
+        self._box = _Box(self._home, self.limits, self._data_dir)
+        try:
+            ready = self._box.exchange(None, min(self.limits.start_seconds, max(self._left(), 1)))
+        except (_Died, _Hung, SubmissionProblem) as exc:
+            output = self._box.take_output()
+            self._box.close()
+            self._box = None
+            raise _Died(f"the sandbox did not start ({exc or 'timeout'}): {output[-500:]}") from None
+        if ready.get("status") != "ready":
+            self._drop_box()
+            raise _Died("the sandbox did not start")
+        self.start_seconds = self.start_seconds or time.monotonic() - start
+
+    def _restart(self, upto: int) -> bool:
+        """Restart and replay cells [0, upto) that are not skipped; False when out of restarts.
+        A replayed cell that now kills the sandbox is skipped too and the restart repeated."""
+        while True:
+            if self._broken:
+                return False
+            if self.restarts >= self.limits.restarts:
+                self._give_up(f"your notebook's process crashed or hung {self.restarts + 1} times; "
+                              "the grader stopped asking it questions")
+                return False
+            if self._out_of_time():
+                return False
+            self.restarts += 1
+            self._replaying = None
+            try:
+                self._start()
+                for index in range(upto):
+                    if index not in self._skip:
+                        self._cell(index)
+                        self._box.take_output()
+                return True
+            except (_Died, _Hung) as exc:
+                if isinstance(exc, _Died) and str(exc).startswith("the sandbox did not start"):
+                    self._give_up(str(exc))
+                    return False
+                if self._replaying is not None:
+                    self._skip.add(self._replaying)
+                self._drop_box()
+
+    _replaying: int | None = None
+
+    def _cell(self, index: int) -> dict:
+        self._replaying = index
+        source = self._sources[index][1]
+        timeout = min(self.limits.cell_seconds, max(self._left(), 0.001))
+        answer = self._box.exchange(dict(op="cell", source=source, timeout=timeout),
+                                    timeout + self.limits.grace_seconds)
+        self._replaying = None
+        return answer
+
+    def _run_notebook(self) -> None:
+        try:
+            self._start()
+        except _Died as exc:
+            self._give_up(str(exc))
+        for index, (grade_id, _) in enumerate(self._sources):
+            if self._broken or self._out_of_time():
+                self.cells.append(CellRun(index, grade_id, "skipped", 0.0, self._broken or ""))
+                continue
+            if (self._box is None or not self._box.alive()) and not self._restart(index):
+                self.cells.append(CellRun(index, grade_id, "skipped", 0.0, self._broken or ""))
+                continue
+            start = time.monotonic()
+            try:
+                answer = self._cell(index)
+            except _Hung:
+                self._skip.add(index)
+                self.outputs[index] = self._drop_box()
+                self.cells.append(CellRun(index, grade_id, "timeout", time.monotonic() - start,
+                                          self._timeout_text(index)))
+                continue
+            except _Died as exc:
+                self._skip.add(index)
+                self.outputs[index] = self._drop_box()
+                self.cells.append(CellRun(index, grade_id, "crashed", time.monotonic() - start,
+                                          f"your notebook's cell {index + 1}: {exc}"))
+                continue
+            except SubmissionProblem as exc:
+                self._skip.add(index)
+                self.outputs[index] = self._drop_box()
+                self.cells.append(CellRun(index, grade_id, "error", time.monotonic() - start,
+                                          str(exc)))
+                continue
+            self.outputs[index] = self._box.take_output()
+            status = answer.get("status")
+            seconds = time.monotonic() - start
+            if status == "timeout":
+                self.cells.append(CellRun(index, grade_id, "timeout", seconds,
+                                          self._timeout_text(index)))
+            elif status == "error":
+                self.cells.append(CellRun(index, grade_id, "error", seconds,
+                                          _message(answer, "error")))
+            else:
+                self.cells.append(CellRun(index, grade_id, "ok" if status == "ok" else "error",
+                                          seconds, "" if status == "ok" else _message(answer, "")))
+
+    def _drop_box(self) -> str:
+        """Kill and forget the sandbox; returns the tail of its output."""
+        if self._box is None:
+            return ""
+        output = self._box.take_output()
+        self._box.close()
+        self._box = None
+        return output
+
+    def _timeout_text(self, index: int) -> str:
+        return (f"your notebook's cell {index + 1} ran longer than "
+                f"{self.limits.cell_seconds:g} s and was stopped")
+
+    # ---- requests -----------------------------------------------------------------------------
+    def _request(self, request: dict, what: str) -> dict:
+        if self._broken:
+            raise SubmissionProblem(self._broken)
+        if self._out_of_time():
+            raise SubmissionProblem(self._broken)
+        if self._box is None or not self._box.alive():
+            self._drop_box()
+            if not self._restart(len(self._sources)):
+                raise SubmissionProblem(self._broken or "your notebook could not be restarted")
+        timeout = min(self.limits.request_seconds, max(self._left(), 0.001))
+        request["timeout"] = timeout
+        try:
+            answer = self._box.exchange(request, timeout + self.limits.grace_seconds)
+        except _Hung:
+            self._drop_box()
+            raise StudentTimeout(f"{what} did not finish within {timeout:g} s "
+                                 "(the notebook process was stopped)") from None
+        except _Died as exc:
+            self._drop_box()
+            raise StudentCrashed(f"{exc} while running {what}") from None
+        except SubmissionProblem:
+            self._drop_box()
+            raise
+        self._box.take_output()
+        status = answer.get("status")
+        if status == "timeout":
+            raise StudentTimeout(f"{what} did not finish within {timeout:g} s")
+        if status == "notdefined":
+            raise NotDefined(str(request.get("name")))
+        if status == "notplain":
+            raise NotPlainData(_message(answer, f"{what} returned something that is not plain data"))
+        if status == "error":
+            raise StudentCodeError(_message(answer, f"{what} raised an error"))
+        if status != "ok":
+            raise SubmissionProblem(_message(answer, f"your notebook could not answer about {what}"))
+        return answer
+
+    def has(self, name: str) -> bool:
+        value = self._request(dict(op="has", name=name), f"`{name}`").get("value")
+        if not isinstance(value, bool):
+            raise SubmissionProblem("your notebook sent an answer the grader cannot read")
+        return value
+
+    def get(self, name: str) -> Any:
+        return self._request(dict(op="get", name=name), f"`{name}`").get("value")
+
+    def call(self, name: str, *args, **kwargs) -> Any:
+        return self._request(dict(op="call", name=name, args=list(args), kwargs=kwargs),
+                             f"`{name}`").get("value")
+
+    def run(self, code: str, **inputs) -> Any:
+        return self._request(dict(op="run", code=code, inputs=inputs), "your code").get("value")
+
+    def close(self) -> None:
+        if self._box is not None:
+            self._box.close()
+            self._box = None
+        self._broken = self._broken or "the grader has finished with this notebook"
+        self._cleanup()

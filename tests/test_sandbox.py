@@ -1,0 +1,394 @@
+"""The sandbox that runs untrusted student notebooks (mnistkit.grading.sandbox).
+
+Each test builds a tiny notebook on the fly. Most avoid torch/fastai (``preload=()``) so a
+sandbox starts in about a second; one test imports fastai and loads MNIST offline inside.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
+                                reason="bubblewrap is not installed (scripts/install-system-packages.sh)")
+
+from mnistkit.grading.sandbox import Limits, SandboxStudent  # noqa: E402
+from mnistkit.grading.student import (InProcessStudent, NotDefined, NotPlainData,  # noqa: E402
+                                      StudentCodeError, StudentCrashed, StudentTimeout,
+                                      SubmissionProblem)
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = Limits(cell_seconds=10, request_seconds=10, grace_seconds=2, preload=())
+
+
+def notebook(folder: Path, *sources: str, name: str = "submission.ipynb") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), path)
+    return path
+
+
+@pytest.fixture
+def sandbox():
+    """Open SandboxStudents and close them after the test, whatever happens."""
+    opened = []
+
+    def make(path, **limits):
+        student = SandboxStudent(path, limits=Limits(**{**vars(FAST), **limits}))
+        opened.append(student)
+        return student
+    yield make
+    for student in opened:
+        student.close()
+
+
+# ---- honest notebooks -----------------------------------------------------------------------
+
+HONEST = (
+    "%matplotlib inline\nimport random\nimport numpy as np\nimport torch",
+    "def scale(t, by=2.0):\n    return t * by",
+    "def describe(t):\n    return {'shape': tuple(t.shape), 'dtype': t.dtype, 'grad': t.requires_grad,\n"
+    "            'mean': float(t.detach().float().mean()), 'items': [1, 2.5, 'three', None, True]}",
+    "weights = torch.arange(6.).view(2, 3).requires_grad_()\nints = np.arange(5, dtype=np.int16)",
+    "def noise():\n    return torch.rand(3), float(np.random.rand()), random.random()",
+    "print('hello from the notebook')",
+)
+
+
+@pytest.mark.slow
+def test_honest_notebook_round_trips_values_like_in_process(tmp_path, sandbox):
+    """Does an honest notebook give the grader the same values, dtypes and requires_grad as the
+    trusted in-process runner, with outputs reproducible across runs (seeded)?"""
+    import torch
+    path = notebook(tmp_path, *HONEST)
+    student = sandbox(path, preload=("torch",))
+    assert [c.status for c in student.cells] == ["ok"] * len(HONEST)
+    assert "hello from the notebook" in student.outputs[5]
+
+    x = torch.tensor([[1.0, -2.0], [3.5, 4.0]], dtype=torch.float64, requires_grad=True)
+    got = student.call("scale", x, by=3.0)
+    assert got.dtype == torch.float64 and got.requires_grad and torch.equal(got.detach(), x.detach() * 3)
+    half = student.call("scale", torch.ones(2, dtype=torch.float16))
+    assert half.dtype == torch.float16 and not half.requires_grad
+
+    weights = student.get("weights")
+    assert weights.requires_grad and weights.shape == (2, 3) and weights.dtype == torch.float32
+    ints = student.get("ints")
+    assert ints.dtype.name == "int16" and list(ints) == [0, 1, 2, 3, 4]
+    assert student.has("scale") and not student.has("nope")
+    assert student.run("result = scale(t).sum().item() + k", t=torch.ones(4), k=1) == 9.0
+    with pytest.raises(NotDefined):
+        student.call("nope")
+
+    first, second = student.call("noise"), student.call("noise")
+    assert torch.equal(first[0], second[0]) and first[1:] == second[1:]
+
+    trusted = InProcessStudent(path)
+    try:
+        for name in ("weights", "ints"):
+            a, b = student.get(name), trusted.get(name)
+            assert type(a) is type(b) and a.dtype == b.dtype and (a == b).all()
+        assert student.call("describe", x) == trusted.call("describe", x)
+        assert torch.equal(student.call("scale", x), trusted.call("scale", x))
+    finally:
+        trusted.shell.reset()
+
+
+@pytest.mark.slow
+def test_fastai_and_mnist_sample_work_offline_inside(tmp_path, mnist_data_dir):
+    """Does a notebook that imports fastai and calls untar_data(URLs.MNIST_SAMPLE) work inside
+    the sandbox, offline, with the data folder read-only?"""
+    path = notebook(
+        tmp_path,
+        "import warnings\nwarnings.filterwarnings('ignore')\nfrom fastai.vision.all import *\n"
+        "matplotlib.rc('image', cmap='Greys')",
+        "path = untar_data(URLs.MNIST_SAMPLE)\n"
+        "threes = (path/'train'/'3').ls().sorted()\n"
+        "first = tensor(Image.open(threes[0]))",
+        "def mean_pixel(t):\n    return t.float().mean() / 255",
+    )
+    start = time.monotonic()
+    student = SandboxStudent(path, limits=Limits(request_seconds=30), data_dir=mnist_data_dir)
+    took = time.monotonic() - start
+    try:
+        _check_fastai_notebook(student, took)
+    finally:
+        student.close()
+
+
+def _check_fastai_notebook(student, took):
+    assert [c.status for c in student.cells] == ["ok"] * 3, student.cells
+    assert student.run("result = len(threes)") > 1000
+    first = student.get("first")
+    assert tuple(first.shape) == (28, 28) and str(first.dtype) == "torch.uint8"
+    assert 0 < float(student.call("mean_pixel", first)) < 1
+    assert student.run("result = str(path)").startswith("/data/fastai")
+    assert "Read-only" in student.run(
+        "try:\n    (path/'x.txt').write_text('1'); result = 'wrote'\n"
+        "except OSError as e:\n    result = str(e)")
+    from tests.conftest import TIMINGS
+    TIMINGS["sandbox: start (runner + torch preload)"] = student.start_seconds
+    TIMINGS["sandbox: fastai import cell"] = student.cells[0].seconds
+    TIMINGS["sandbox: fastai notebook, start to graded"] = took
+    print(f"fastai notebook graded in {took:.1f} s (sandbox start {student.start_seconds:.1f} s, "
+          f"fastai import cell {student.cells[0].seconds:.1f} s)")
+
+
+# ---- a broken exercise costs that exercise only ----------------------------------------------
+
+def test_an_error_in_one_cell_leaves_later_cells_running(tmp_path, sandbox):
+    """Does a cell that raises leave the rest of the notebook graded, with a helpful message?"""
+    student = sandbox(notebook(tmp_path, "a = 1", "raise ValueError('my bad')", "b = a + 1",
+                               "def f(x):\n    return 10 // x"))
+    assert [c.status for c in student.cells] == ["ok", "error", "ok", "ok"]
+    assert student.cells[1].message == "ValueError: my bad"
+    assert student.get("b") == 2
+    with pytest.raises(StudentCodeError, match=r"`f` raised ZeroDivisionError"):
+        student.call("f", 0)
+    assert student.call("f", 5) == 2
+
+
+def test_infinite_loops_are_stopped_and_the_rest_still_graded(tmp_path, sandbox):
+    """Does an infinite loop in one cell (also one that swallows every interrupt) leave the rest
+    of the notebook graded, and does a looping function cost only that request?"""
+    path = notebook(
+        tmp_path,
+        "a = 1",
+        "while True:\n    pass",
+        "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass",
+        "b = a + 1\ndef spin():\n    while True:\n        try:\n            pass\n"
+        "        except BaseException:\n            pass",
+        "def ok():\n    return b * 10",
+    )
+    start = time.monotonic()
+    student = sandbox(path, cell_seconds=1, request_seconds=1, grace_seconds=1)
+    assert time.monotonic() - start < 30
+    assert [c.status for c in student.cells] == ["ok", "timeout", "timeout", "ok", "ok"]
+    assert "cell 3 ran longer than 1 s" in student.cells[2].message
+    assert student.call("ok") == 20
+    start = time.monotonic()
+    with pytest.raises(StudentTimeout, match="`spin` did not finish within 1 s"):
+        student.call("spin")
+    assert time.monotonic() - start < 10
+    assert student.call("ok") == 20
+
+
+def test_memory_exhaustion_is_stopped(tmp_path, sandbox):
+    """Does a cell that grabs more memory than allowed fail (not the grader), and the rest of
+    the notebook still graded? Does memory spread over child processes get the sandbox killed?"""
+    path = notebook(
+        tmp_path,
+        "big = bytearray(2 << 30)",
+        "import numpy as np\nchunks = []\nwhile True:\n    chunks.append(np.ones(10_000_000))",
+        "chunks = None\nsmall = bytearray(10)\ndef size():\n    return len(small)",
+        "import os, time, numpy as np\nfor _ in range(4):\n    if os.fork() == 0:\n"
+        "        x = np.ones(30_000_000)\n        time.sleep(60)\n        os._exit(0)\ntime.sleep(60)",
+    )
+    student = sandbox(path, memory_bytes=512 << 20, memory_slack_bytes=256 << 20,
+                      cell_seconds=20)
+    statuses = [c.status for c in student.cells]
+    assert statuses[:3] == ["error", "error", "ok"], student.cells
+    assert "MemoryError" in student.cells[0].message
+    assert statuses[3] == "crashed" and "memory limit of 512 MiB" in student.cells[3].message
+    assert student.call("size") == 10
+
+
+def test_os_exit_in_a_cell_or_a_call_is_survived(tmp_path, sandbox):
+    """Does os._exit (or a segfault) in a cell or in a called function cost only that cell or
+    request, with the notebook restarted and its other cells replayed?"""
+    path = notebook(
+        tmp_path,
+        "import os, ctypes\nstate = [1]",
+        "os._exit(1)",
+        "state.append(2)\ndef die():\n    os._exit(7)\ndef crash():\n    ctypes.string_at(0)",
+        "def total():\n    return sum(state)",
+    )
+    student = sandbox(path)
+    assert [c.status for c in student.cells] == ["ok", "crashed", "ok", "ok"]
+    assert "cell 2" in student.cells[1].message and "exit code 1" in student.cells[1].message
+    assert student.call("total") == 3
+    with pytest.raises(StudentCrashed, match=r"exit code 7\) while running `die`"):
+        student.call("die")
+    assert student.call("total") == 3           # restarted, cells replayed (not the bad one)
+    with pytest.raises(StudentCrashed, match="SIGSEGV"):
+        student.call("crash")
+    assert student.call("total") == 3
+    assert student.restarts == 3
+    with pytest.raises(StudentCrashed):
+        student.call("die")
+    with pytest.raises(SubmissionProblem, match="crashed or hung"):
+        student.call("total")                   # out of restarts: a clear message, no hang
+
+
+def test_flooding_output_is_capped(tmp_path, sandbox):
+    """Can printing huge amounts fill the grader's memory or break the protocol?"""
+    path = notebook(
+        tmp_path,
+        "import sys, os\nfor i in range(200):\n    print('x' * 50_000)\n"
+        "os.write(1, b'\\x00\\x00\\x00\\x10garbage on stdout')\nprint('last line')",
+        "def f():\n    sys.stderr.write('e' * 5_000_000)\n    return 'fine'",
+    )
+    student = sandbox(path)
+    assert [c.status for c in student.cells] == ["ok", "ok"]
+    assert len(student.outputs[0]) <= 64 << 10 and "last line" in student.outputs[0]
+    assert student.call("f") == "fine"
+
+
+# ---- what the student can reach --------------------------------------------------------------
+
+PROBE_NETWORK = """
+import socket
+result = {}
+for name, address in targets.items():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect((address, int(ports[name])))
+        result[name] = 'connected'
+    except OSError as e:
+        result[name] = type(e).__name__
+    finally:
+        s.close()
+"""
+
+
+def test_no_network(tmp_path, sandbox):
+    """Can the student reach the host's loopback or an external address? (It must not.)"""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        student = sandbox(notebook(tmp_path, "x = 1"))
+        got = student.run(PROBE_NETWORK, targets={"host": "127.0.0.1", "outside": "1.1.1.1"},
+                          ports={"host": server.getsockname()[1], "outside": 80})
+    finally:
+        server.close()
+    assert got["host"] != "connected" and got["outside"] != "connected", got
+
+
+PROBE_FILES = """
+import os, importlib
+result = {}
+for p in paths:
+    try:
+        if os.path.isdir(p):
+            result[p] = 'listed ' + ','.join(sorted(os.listdir(p)))
+        else:
+            with open(p, 'rb') as fh:
+                fh.read(10)
+            result[p] = 'read'
+    except OSError as e:
+        result[p] = type(e).__name__
+for module in ('mnistkit', 'solutions', 'autograder'):
+    try:
+        importlib.import_module(module)
+        result[module] = 'imported'
+    except ImportError:
+        result[module] = 'ImportError'
+result['env'] = sorted(os.environ)
+result['uid'] = os.getuid()
+"""
+
+
+def test_cannot_read_the_repo_or_root(tmp_path, sandbox):
+    """Can the student read the reference solutions, hidden tests, gradebook, /root or the
+    grader's package? (They must not even be visible.)"""
+    student = sandbox(notebook(tmp_path, "x = 1"))
+    paths = [str(REPO / "solutions"), str(REPO / "autograder"), str(REPO / "gradebook.db"),
+             str(REPO / "mnistkit" / "grading" / "sandbox.py"), "/root", "/root/.fastai",
+             "/work/main", "/etc/shadow", "/tmp"]
+    got = student.run(PROBE_FILES, paths=paths)
+    for p in paths[:4] + ["/root/.fastai", "/etc/shadow"]:
+        assert got[p] == "FileNotFoundError", (p, got[p])
+    assert got["/root"] in ("listed .pyenv", "listed ")   # only the Python install's mount point
+    assert got["/work/main"] == "listed .venv"
+    assert got["/tmp"] == "listed "                       # a private, empty /tmp
+    assert got["mnistkit"] == got["solutions"] == got["autograder"] == "ImportError"
+    assert got["uid"] == 65534
+    assert "MNISTKIT_GRADING_SEED" not in got["env"] and set(got["env"]) <= {
+        "PATH", "HOME", "FASTAI_HOME", "MPLBACKEND", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
+        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LANG", "TMPDIR",
+        "MPLCONFIGDIR", "PWD"}
+
+
+PROBE_WRITE = """
+import os
+result = {}
+for p in paths:
+    try:
+        with open(p, 'w') as fh:
+            fh.write('x')
+        result[p] = 'wrote'
+    except OSError as e:
+        result[p] = type(e).__name__
+"""
+
+
+def test_cannot_write_outside_scratch(tmp_path, sandbox):
+    """Can the student write anywhere but their scratch folder (the repo, the venv, the data,
+    system folders)? Their scratch folder is their working directory and HOME."""
+    student = sandbox(notebook(tmp_path, "x = 1"))
+    venv = Path(os.sys.prefix)
+    outside = [str(REPO / "pwned.txt"), str(venv / "pwned.txt"), "/usr/pwned.txt", "/pwned.txt",
+               "/root/pwned.txt", "/data/fastai/pwned.txt", "/etc/pwned.txt", "/dev/pwned.txt",
+               "/opt/mnistkit/runner.py"]
+    got = student.run(PROBE_WRITE, paths=outside + ["mine.txt", "/home/student/also_mine.txt"])
+    for p in outside:
+        assert got[p] != "wrote", p
+    assert got["mine.txt"] == got["/home/student/also_mine.txt"] == "wrote"
+    assert not (REPO / "pwned.txt").exists() and not (venv / "pwned.txt").exists()
+    assert not (tmp_path / "mine.txt").exists()   # the submission folder itself is a copy
+
+
+def test_student_objects_never_reach_the_grader(tmp_path, sandbox):
+    """Can the student make the grader unpickle or run anything, or crash it with a forged answer?
+    (Custom objects are NotPlainData; a garbled answer is a SubmissionProblem, then a restart.)"""
+    path = notebook(
+        tmp_path,
+        "import os, sys, struct\n"
+        "class Evil:\n    def __reduce__(self):\n        return (os.system, ('touch /tmp/pwned',))\n"
+        "def evil():\n    return Evil()\n"
+        "def nested():\n    return [1, {'a': Evil()}]\n"
+        "def forge():\n"
+        "    fd = int(sys.argv[sys.argv.index('--answer-fd') + 1])\n"
+        "    os.write(fd, struct.pack('>I', 12) + b'not a frame!')\n"
+        "    return 1\n"
+        "def huge_frame():\n"
+        "    fd = int(sys.argv[sys.argv.index('--answer-fd') + 1])\n"
+        "    os.write(fd, struct.pack('>I', 4_000_000_000))\n"
+        "    return 1\n"
+        "module = os\n"
+        "def fine():\n    return 'fine'",
+    )
+    student = sandbox(path)
+    with pytest.raises(NotPlainData, match="Evil"):
+        student.call("evil")
+    with pytest.raises(NotPlainData):
+        student.call("nested")
+    with pytest.raises(NotPlainData):
+        student.get("module")
+    with pytest.raises(SubmissionProblem, match="cannot read"):
+        student.call("forge")
+    assert student.call("fine") == "fine"
+    with pytest.raises(SubmissionProblem):
+        student.call("huge_frame")
+    assert student.call("fine") == "fine"
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_close_removes_everything(tmp_path):
+    """Does close() kill the sandbox and remove its scratch folder?"""
+    student = SandboxStudent(notebook(tmp_path, "x = 1"), limits=FAST)
+    scratch, pid = student._scratch, student._box.proc.pid
+    assert scratch.exists()
+    student.close()
+    assert not scratch.exists()
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    with pytest.raises(SubmissionProblem):
+        student.get("x")
