@@ -41,3 +41,15 @@ c.GenerateAssignment.preprocessors = [
 # Feedback goes to students: strip graders' mark schemes (nbgrader shows them by default).
 c.GenerateFeedback.preprocessors = [nbp.GetGrades, nbp.ClearHiddenTests, nbp.ClearMarkScheme,
                                     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+
+# Autograde: the hidden autograder (mnistkit.grading, sandboxed) grades each notebook instead of
+# nbgrader running it in a Jupyter kernel. nbgrader 0.9.6's own list (converters/autograde.py)
+# with Execute replaced; the grade lands in each self-check cell as partial credit.
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+
+from mnistkit.grading.nbgrader_autograde import GradeWithHiddenTests  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [
+    GradeWithHiddenTests, nbp.IgnorePattern, ClearMetadataPreprocessor, nbp.LimitOutput,
+    nbp.SaveAutoGrades, nbp.AssignLatePenalties, nbp.CheckCellMetadata,
+]

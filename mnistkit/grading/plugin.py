@@ -5,6 +5,11 @@ It gives hidden tests a ``student`` (the submission under grade), a seeded ``rng
 score = points x (checks passed / checks run), points from the catalog (source notebooks).
 The report is JSON, written with ``--grade-report``; only messages meant for students
 (``Mismatch``, ``SubmissionProblem``) are copied into it, never test code or tracebacks.
+
+Every exercise of the graded notebook appears in the report: auto-graded ones with their
+checks (one with no checks at all is a kit bug, reported under ``problems`` and printed in the
+terminal summary), hand-graded ones as "needs hand grading". ``cells`` holds how each code
+cell of the notebook ran (``student.cells``).
 """
 from __future__ import annotations
 
@@ -30,11 +35,22 @@ def pytest_addoption(parser):
     group.addoption("--in-process", action="store_true",
                     help="run the notebook in this process, unsandboxed: trusted notebooks only")
     group.addoption("--grading-seed", default=os.environ.get("MNISTKIT_GRADING_SEED", DEFAULT_SEED))
+    group.addoption("--assignment", default=None,
+                    help="the assignment graded (default: NAME of the test_NAME.py module run)")
+    group.addoption("--notebook-name", default=None,
+                    help="the notebook's name in the assignment (default: the --notebook file's stem)")
+    group.addoption("--course-source", default=None,
+                    help="the source/ folder the exercise catalog (points) is read from "
+                         "(default: the kit's source/)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "exercise(id): the exercise id this check grades")
     config._mnistkit_checks = []
+    config._mnistkit_collected = set()     # exercise ids that have at least one hidden test
+    config._mnistkit_modules = set()       # stems of the hidden test modules collected
+    config._mnistkit_problems = []         # kit bugs: loud in the report and the terminal
+    config.pluginmanager.register(_CollectErrors(config), "mnistkit-collect-errors")
 
 
 def exercise_of(item) -> str | None:
@@ -100,6 +116,26 @@ def pytest_collection_modifyitems(config, items):
     missing = [item.nodeid for item in items if exercise_of(item) is None]
     if missing:
         raise pytest.UsageError("hidden tests without @pytest.mark.exercise(id): " + ", ".join(missing))
+    for item in items:
+        config._mnistkit_collected.add(exercise_of(item))
+        config._mnistkit_modules.add(Path(str(item.fspath)).stem)
+
+
+class _CollectErrors:
+    """Hidden test modules that fail to import (syntax error, missing solutions): a kit bug.
+    Also counts deselected tests as existing, so ``-k`` while developing is not a kit bug."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.config._mnistkit_problems.append(
+                f"hidden tests could not be loaded: {report.nodeid or 'session'}")
+
+    def pytest_deselected(self, items):  # -k / -m while developing: the tests still exist
+        for item in items:
+            self.config._mnistkit_collected.add(exercise_of(item))
 
 
 def scores(checks: list[dict], exercises: dict) -> dict:
@@ -113,18 +149,88 @@ def scores(checks: list[dict], exercises: dict) -> dict:
     return result
 
 
-def pytest_sessionfinish(session, exitstatus):
-    path = session.config.getoption("--grade-report")
-    if not path:
-        return
+def _assignment(config) -> str | None:
+    name = config.getoption("--assignment")
+    if name:
+        return name
+    modules = sorted(m[len("test_"):] for m in config._mnistkit_modules if m.startswith("test_"))
+    return modules[0] if len(modules) == 1 else None
+
+
+def build_report(config) -> dict:
+    """The grade report: every exercise of the notebook, the cells' run statuses, problems."""
     from mnistkit import catalog
-    checks = session.config._mnistkit_checks
-    graded = {c["exercise"] for c in checks}
-    exercises = {k: v for k, v in catalog.by_id().items() if k in graded}
-    handle = getattr(session.config, "_mnistkit_student", None)
-    report = dict(
-        notebook=session.config.getoption("--notebook"),
-        exercises=scores(checks, exercises),
+    from mnistkit.paths import SOURCE
+    source = Path(config.getoption("--course-source") or SOURCE)
+    notebook = config.getoption("--notebook") or ""
+    notebook_name = config.getoption("--notebook-name") or Path(notebook).stem
+    assignment = _assignment(config)
+    checks = config._mnistkit_checks
+    problems = list(config._mnistkit_problems)
+    known = catalog.by_id(source)
+    mine = [ex for ex in known.values()
+            if ex.assignment == assignment and ex.notebook == notebook_name]
+    if not mine:  # notebook renamed upstream: fall back to the assignment's exercises
+        mine = [ex for ex in known.values() if ex.assignment == assignment]
+    if not mine:
+        problems.append(f"no exercises found for assignment {assignment!r} notebook "
+                        f"{notebook_name!r} in {source}")
+    auto = {ex.id: ex for ex in mine if ex.kind == "auto"}
+    scored = scores(checks, auto)
+    exercises = {}
+    for ex in mine:
+        if ex.kind == "manual":
+            exercises[ex.id] = dict(kind="manual", title=ex.title, points=ex.points, score=None,
+                                    status="needs hand grading", checks=[])
+            continue
+        entry = dict(kind="auto", title=ex.title, **scored[ex.id])
+        entry["status"] = "graded"
+        if ex.id not in config._mnistkit_collected:
+            problems.append(f"exercise {ex.id!r} has no hidden tests (kit bug): it scores 0")
+            entry["status"] = "no hidden tests"
+        exercises[ex.id] = entry
+    mine_ids = {ex.id for ex in mine}
+    for ex_id in sorted({c["exercise"] for c in checks} - mine_ids):
+        problems.append(f"hidden tests are marked with exercise {ex_id!r}, which is not an "
+                        f"auto-graded exercise of this notebook (kit bug)")
+    errors = sorted({c["exercise"] for c in checks if c["status"] == "error"})
+    if errors:
+        problems.append("the grader could not run some checks of: " + ", ".join(errors))
+    handle = getattr(config, "_mnistkit_student", None)
+    return dict(
+        notebook=notebook,
+        notebook_name=notebook_name,
+        assignment=assignment,
+        seed_name=("default" if config.getoption("--grading-seed") == DEFAULT_SEED else "custom"),
+        exercises=exercises,
         cells=[vars(c) for c in getattr(handle, "cells", [])],
+        problems=problems,
     )
-    Path(path).write_text(json.dumps(report, indent=2))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    try:
+        report = build_report(config)
+    except Exception as exc:  # a broken catalog must be loud, not a silent missing report
+        config._mnistkit_problems.append(f"could not build the grade report: "
+                                         f"{type(exc).__name__}: {exc}")
+        report = None
+    config._mnistkit_report = report
+    path = config.getoption("--grade-report")
+    if path and report is not None:
+        Path(path).write_text(json.dumps(report, indent=2))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    report = getattr(config, "_mnistkit_report", None)
+    problems = report["problems"] if report else config._mnistkit_problems
+    if problems:
+        terminalreporter.section("mnistkit: KIT PROBLEMS", sep="!", red=True, bold=True)
+        for line in problems:
+            terminalreporter.line(f"  {line}", red=True)
+    if report:
+        terminalreporter.section("mnistkit: scores", sep="-")
+        for ex_id, entry in report["exercises"].items():
+            score = "hand" if entry["score"] is None else f"{entry['score']:g}"
+            terminalreporter.line(f"  {ex_id:<28} {score:>6} / {entry['points']:g}")

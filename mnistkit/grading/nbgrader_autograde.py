@@ -1,0 +1,120 @@
+"""nbgrader preprocessor: grade with the hidden autograder instead of running the notebook.
+
+It replaces nbgrader's ``Execute`` in ``c.Autograde.autograde_preprocessors`` (see
+nbgrader_config.py). By then nbgrader has sanitized the submission (outputs cleared, locked
+cells overwritten from the gradebook); this preprocessor also puts back locked cells the student
+deleted (from the release notebook), grades the notebook with ``mnistkit.grading.run`` (the same
+code as ``mnistkit grade``, so the same score) and writes the result into every graded code
+cell: a stdout stream with the score and one feedback line per problem, then an
+``execute_result`` whose text/plain is the score, which nbgrader's ``determine_grade`` reads as
+partial credit. It never writes stderr or error outputs (nbgrader gives those 0 whatever they
+say), and a grading run that fails still writes 0 and the reason into every graded cell: a
+graded code cell left without outputs would get full marks from nbgrader.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_output
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Float, Unicode
+
+from mnistkit.grading import run, submission
+
+HEADER = "Autograder"
+
+
+def _stdout(text: str):
+    return new_output("stream", name="stdout", text=text)
+
+
+def _cell_line(cell: dict) -> str:
+    return run._cell_line(cell)
+
+
+def write_results(nb, report: dict, notes: list[str] = ()) -> None:
+    """Put the report into ``nb``'s code cells (see the module docstring)."""
+    runs = {c["index"]: c for c in report.get("cells", [])}
+    code_index = -1
+    first_graded = True
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        code_index += 1
+        cell.outputs = []
+        cell.execution_count = None
+        meta = cell.metadata.get("nbgrader", {})
+        grade_id = meta.get("grade_id")
+        if meta.get("grade") and grade_id:
+            points = float(meta.get("points", 0))
+            entry = report["exercises"].get(grade_id)
+            if entry is None or entry["kind"] != "auto":
+                score = 0.0
+                lines = ["no hidden tests graded this cell (a kit problem); tell your instructor"]
+            else:
+                score = min(max(float(entry["score"]), 0.0), points)
+                lines = list(entry.get("feedback", []))
+            if first_graded:
+                lines += [f"note: {n}" for n in notes]
+                first_graded = False
+            text = f"{HEADER}: {score:g} / {points:g} points\n" + "".join(f"- {l}\n" for l in lines)
+            cell.outputs = [_stdout(text),
+                            new_output("execute_result", data={"text/plain": repr(score)},
+                                       execution_count=None)]
+            continue
+        ran = runs.get(code_index)
+        if ran and ran["status"] != "ok":
+            cell.outputs = [_stdout(f"{HEADER}: when graded, this cell {_cell_line(ran)}\n")]
+
+
+class GradeWithHiddenTests(NbGraderPreprocessor):
+    """Grade a sanitized submission with the hidden autograder (replaces ``Execute``)."""
+
+    autograder_directory = Unicode(
+        "autograder", help="the hidden tests' folder, relative to the course root").tag(config=True)
+    timeout = Float(None, allow_none=True,
+                    help="seconds for one notebook's grading run (default: "
+                         "MNISTKIT_GRADE_TIMEOUT or 1800)").tag(config=True)
+
+    def _course(self) -> tuple[run.Course, CourseDirectory]:
+        coursedir = CourseDirectory(parent=self)
+        root = Path(coursedir.root)
+        course = run.Course(source=root / coursedir.source_directory,
+                            release=root / coursedir.release_directory,
+                            autograder=root / self.autograder_directory)
+        return course, coursedir
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        assignment, notebook = info["assignment"], info["notebook"]
+        course, coursedir = self._course()
+        notes = []
+        try:
+            release = Path(coursedir.format_path(coursedir.release_directory, ".", assignment))
+            release_nb = release / f"{notebook}.ipynb"
+            if release_nb.is_file():
+                nb, notes = submission.restore_cells(
+                    nb, submission.read_release(release_nb, full=True), replace=False)
+            run.check_can_grade(assignment, course)
+            with tempfile.TemporaryDirectory(prefix="mnistkit-nbgrader-") as tmp:
+                path = Path(tmp) / f"{notebook}.ipynb"
+                nbformat.write(submission.clean(nb), str(path))
+                report = run.grade_notebook(path, assignment, course=course,
+                                            notebook_name=notebook, timeout=self.timeout)
+        except Exception as exc:  # never leave graded cells blank: blank means full marks
+            self.log.error("mnistkit: could not grade %s/%s: %s: %s", assignment, notebook,
+                           type(exc).__name__, exc)
+            report = run.failed_report(assignment, notebook, f"{run.GRADER_TROUBLE} ({exc})"
+                                       if isinstance(exc, run.GradingUnavailable)
+                                       else run.GRADER_TROUBLE, course)
+        for problem in report.get("problems", []):
+            self.log.error("mnistkit: kit problem grading %s/%s: %s", assignment, notebook, problem)
+        if not report.get("graded", False) and report.get("log"):
+            self.log.error("mnistkit: grader output:\n%s", report["log"][-4000:])
+        write_results(nb, report, notes)
+        self.log.info("mnistkit: graded %s/%s in %.1f s", assignment, notebook,
+                      report.get("seconds", 0.0))
+        return nb, resources

@@ -1,0 +1,290 @@
+"""Grade notebooks with the hidden autograder: one fresh pytest process per notebook.
+
+``grade_notebook`` runs ``autograder/test_<assignment>.py`` against one (already cleaned and
+restored) notebook with the ``mnistkit.grading.plugin`` and returns its grade report;
+``grade_submission`` does the whole folder a student handed in (find, read, restore, grade
+every notebook of the assignment) and returns ``Results``. ``mnistkit grade``, the nbgrader
+autograde preprocessor and ``mnistkit demo`` all come through here, so a submission gets the
+same score whichever way it is graded. Grading is deterministic: the plugin seeds every hidden
+input from the course seed.
+
+Student code runs in the sandbox (``mnistkit.grading.sandbox``). Setting
+``MNISTKIT_UNSAFE_IN_PROCESS=1`` (or ``in_process=True``) runs it unsandboxed inside the
+grader process instead: for the kit's own tests and trusted notebooks only.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from mnistkit import catalog
+from mnistkit.grading import submission
+from mnistkit.grading.results import Results
+from mnistkit.paths import AUTOGRADER, RELEASE, ROOT, SOURCE
+
+IN_PROCESS_ENV = "MNISTKIT_UNSAFE_IN_PROCESS"
+COURSE_ENV = "MNISTKIT_COURSE_ROOT"     # a folder with source/, release/, autograder/
+TIMEOUT_ENV = "MNISTKIT_GRADE_TIMEOUT"  # seconds for one notebook's whole grading run
+DEFAULT_TIMEOUT = 1800.0
+GRADER_TROUBLE = "the grader could not finish grading this notebook; tell your instructor"
+
+
+class GradingUnavailable(Exception):
+    """Grading cannot run at all (kit or machine problem); ``str(exc)`` is one line."""
+
+
+@dataclass(frozen=True)
+class Course:
+    """Where a course's folders are. The kit's own by default; ``MNISTKIT_COURSE_ROOT`` (or
+    ``Course.at(root)``) points at another course laid out the same way (tests use a toy one)."""
+    source: Path = SOURCE
+    release: Path = RELEASE
+    autograder: Path = AUTOGRADER
+
+    @classmethod
+    def at(cls, root: Path) -> "Course":
+        root = Path(root).absolute()
+        return cls(root / "source", root / "release", root / "autograder")
+
+    @classmethod
+    def default(cls) -> "Course":
+        root = os.environ.get(COURSE_ENV)
+        return cls.at(Path(root)) if root else cls()
+
+    def assignments(self) -> list[str]:
+        return catalog.assignments(self.source) if self.source.is_dir() else []
+
+    def notebooks(self, assignment: str) -> list[str]:
+        return sorted(p.stem for p in (self.source / assignment).glob("*.ipynb"))
+
+    def module(self, assignment: str) -> Path:
+        return self.autograder / f"test_{assignment}.py"
+
+
+def unsafe_in_process(in_process: bool | None = None) -> bool:
+    if in_process is not None:
+        return in_process
+    return os.environ.get(IN_PROCESS_ENV, "") not in ("", "0")
+
+
+def check_can_grade(assignment: str, course: Course, in_process: bool | None = None) -> None:
+    """Raise ``GradingUnavailable`` when this assignment cannot be graded on this machine."""
+    known = course.assignments()
+    if assignment not in known:
+        raise GradingUnavailable(f"no assignment named {assignment!r}; known: "
+                                 f"{', '.join(known) or 'none'} (in {course.source})")
+    if not course.module(assignment).is_file():
+        raise GradingUnavailable(f"the hidden tests for {assignment} are missing: "
+                                 f"{course.module(assignment)} does not exist")
+    if not unsafe_in_process(in_process):
+        if importlib.util.find_spec("mnistkit.grading.sandbox") is None:
+            raise GradingUnavailable("the sandbox (mnistkit.grading.sandbox) is not installed; "
+                                     "student code is never run without it")
+        if shutil.which("bwrap") is None:
+            raise GradingUnavailable("bubblewrap (`bwrap`) is not installed; it isolates student "
+                                     "code (run scripts/install-system-packages.sh)")
+
+
+def _timeout(timeout: float | None) -> float:
+    if timeout is not None:
+        return timeout
+    return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+
+
+# --- reports -----------------------------------------------------------------------------
+
+def _exercises_of(course: Course, assignment: str, notebook_name: str) -> list[catalog.Exercise]:
+    try:
+        known = catalog.load(course.source)
+    except Exception:
+        return []
+    mine = [ex for ex in known if ex.assignment == assignment and ex.notebook == notebook_name]
+    return mine or [ex for ex in known if ex.assignment == assignment]
+
+
+def failed_report(assignment: str, notebook_name: str, reason: str,
+                  course: Course | None = None) -> dict:
+    """A notebook that could not be graded: 0 on every auto-graded exercise, with the reason."""
+    course = course or Course.default()
+    exercises = {}
+    for ex in _exercises_of(course, assignment, notebook_name):
+        if ex.kind == "manual":
+            exercises[ex.id] = dict(kind="manual", title=ex.title, points=ex.points, score=None,
+                                    status="needs hand grading", checks=[])
+        else:
+            exercises[ex.id] = dict(kind="auto", title=ex.title, points=ex.points, score=0.0,
+                                    status="not graded", checks=[])
+    report = dict(notebook=None, notebook_name=notebook_name, assignment=assignment,
+                  graded=False, reason=reason, exercises=exercises, cells=[], problems=[],
+                  notes=[], seconds=0.0)
+    return finish_report(report)
+
+
+def _cell_line(cell: dict) -> str:
+    what = {"error": "raised", "timeout": "timed out", "crashed": "crashed the kernel",
+            "skipped": "was not run"}.get(cell["status"], cell["status"])
+    message = f": {cell['message']}" if cell.get("message") else ""
+    return f"{what}{message}"
+
+
+def finish_report(report: dict) -> dict:
+    """Add the student-facing ``feedback`` lines to every exercise and notebook ``notes``."""
+    cells = report.get("cells", [])
+    answers = {c["grade_id"]: c for c in cells if c.get("grade_id")}
+    for ex_id, entry in report["exercises"].items():
+        lines = []
+        if entry["kind"] == "manual":
+            entry["feedback"] = ["graded by hand later"]
+            continue
+        if entry["status"] == "not graded":
+            lines.append(report.get("reason") or GRADER_TROUBLE)
+        elif entry["status"] == "no hidden tests":
+            lines.append("this exercise has no hidden tests yet (a kit problem); "
+                         "tell your instructor")
+        answer = answers.get(ex_id + "-answer")
+        if answer and answer["status"] != "ok":
+            lines.append(f"your answer cell {_cell_line(answer)}")
+        counts: dict[str, int] = {}
+        for check in entry.get("checks", []):
+            if check["status"] != "passed":
+                message = check["message"] or "a check failed"
+                counts[message] = counts.get(message, 0) + 1
+        for message, n in counts.items():
+            lines.append(message if n == 1 else f"{message} ({n} checks)")
+        entry["feedback"] = [" ".join(line.split()) for line in lines]
+    notes = report.setdefault("notes", [])
+    for cell in cells:
+        gid = cell.get("grade_id") or ""
+        if cell["status"] != "ok" and not gid.endswith("-answer"):
+            name = f"cell {gid!r}" if gid else "one of your own cells"
+            notes.append(f"code cell {cell['index'] + 1} ({name}) {_cell_line(cell)}")
+    return report
+
+
+# --- grading one notebook ----------------------------------------------------------------
+
+def _grader_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"   # no __pycache__ in autograder/
+    env["PYTHONHASHSEED"] = "0"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTEST_PLUGINS", None)
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
+    """Run the grader; kill its whole process group on timeout. (returncode|None, output)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=_grader_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace",
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, _ = proc.communicate()
+        return None, out
+
+
+def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = None,
+                   notebook_name: str | None = None, in_process: bool | None = None,
+                   timeout: float | None = None) -> dict:
+    """Grade one notebook (already cleaned and restored) in a fresh grader process.
+
+    Returns the grade report: ``exercises`` (id -> kind, title, points, score, status,
+    checks, feedback), ``cells`` (how each code cell ran), ``graded``, ``reason``,
+    ``problems`` (kit bugs), ``notes``, ``seconds``, and ``log`` (the grader's output, for
+    instructors only: it may show hidden test code). Never raises for the student's sake: a
+    grading run that dies gives 0 on every exercise with the reason."""
+    course = course or Course.default()
+    name = notebook_name or Path(notebook).stem
+    limit = _timeout(timeout)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mnistkit-grade-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "pytest.ini").write_text("[pytest]\n")   # ignore the repo's pytest config
+        report_path = tmp / "report.json"
+        cmd = [sys.executable, "-m", "pytest", str(course.module(assignment)),
+               "-p", "mnistkit.grading.plugin", "-p", "no:cacheprovider",
+               "-c", str(tmp / "pytest.ini"), "--rootdir", str(tmp), "-q", "--no-header",
+               "--notebook", str(Path(notebook).absolute()), "--grade-report", str(report_path),
+               "--assignment", assignment, "--notebook-name", name,
+               "--course-source", str(course.source)]
+        if unsafe_in_process(in_process):
+            cmd.append("--in-process")
+        code, log = _run(cmd, tmp, limit)
+        report = None
+        if report_path.is_file():
+            try:
+                report = json.loads(report_path.read_text())
+            except ValueError:
+                report = None
+    seconds = time.perf_counter() - start
+    if report is None:
+        if code is None:
+            reason = (f"grading stopped after {limit:g} s (time limit); does your notebook "
+                      "run top to bottom in reasonable time?")
+        else:
+            reason = GRADER_TROUBLE + f" (grader exit code {code})"
+        report = failed_report(assignment, name, reason, course)
+        if code is not None:  # a timeout is the notebook's doing; anything else is the kit's
+            report["problems"].append(f"the grading run for {name}.ipynb produced no report "
+                                      f"(exit code {code})")
+    else:
+        report.update(graded=True, reason="")
+        report.setdefault("notes", [])
+        finish_report(report)
+    report["seconds"] = round(seconds, 2)
+    report["log"] = log[-20000:]
+    return report
+
+
+# --- grading a submission folder ---------------------------------------------------------
+
+def grade_submission(submission_dir: Path, assignment: str, *, course: Course | None = None,
+                     in_process: bool | None = None, timeout: float | None = None,
+                     progress: Callable[[str], None] | None = None) -> Results:
+    """Grade every notebook of ``assignment`` in ``submission_dir`` (laid out like
+    release/<assignment>/). Raises ``GradingUnavailable`` only when grading cannot run."""
+    course = course or Course.default()
+    say = progress or (lambda line: None)
+    submission_dir = Path(submission_dir)
+    check_can_grade(assignment, course, in_process)
+    if not submission_dir.is_dir():
+        raise GradingUnavailable(f"no such folder: {submission_dir}")
+    start = time.perf_counter()
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="mnistkit-submission-") as scratch:
+        prepared, notes = submission.prepare(
+            submission_dir, course.notebooks(assignment),
+            [course.release / assignment, course.source / assignment], Path(scratch))
+        for item in prepared:
+            if item.path is None:
+                say(f"  {item.name}.ipynb: not graded: {item.reason}")
+                report = failed_report(assignment, item.name, item.reason, course)
+            else:
+                say(f"  grading {item.name}.ipynb ({'UNSANDBOXED, in-process' if unsafe_in_process(in_process) else 'sandboxed'}) ...")
+                report = grade_notebook(item.path, assignment, course=course,
+                                        notebook_name=item.name, in_process=in_process,
+                                        timeout=timeout)
+                auto = [e for e in report["exercises"].values() if e["kind"] == "auto"]
+                say(f"  {item.name}.ipynb: {sum(e['score'] for e in auto):g} / "
+                    f"{sum(e['points'] for e in auto):g} points in {report['seconds']:.1f} s")
+            report["notes"] = item.notes + report.get("notes", [])
+            reports.append(report)
+    return Results(assignment=assignment, notebooks=reports, notes=notes,
+                   execution_time=time.perf_counter() - start)
