@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from mnistkit.grading import wire
 
 
@@ -59,10 +57,12 @@ class CellRun:
 
 
 def code_cells(notebook_path: Path) -> list[tuple[str | None, str]]:
-    """(grade_id, source) of every code cell, in order. Raises nbformat errors on bad files."""
-    nb = nbformat.read(notebook_path, as_version=4)
-    return [(c.metadata.get("nbgrader", {}).get("grade_id"), c.source)
-            for c in nb.cells if c.cell_type == "code"]
+    """(grade_id, source) of every code cell, in order. The notebook is one the grader wrote
+    (mnistkit.grading.submission cleaned it), so plain json is enough and avoids nbformat's
+    slow import in every grading subprocess."""
+    from mnistkit.catalog import read_cells
+    return [(c["metadata"].get("nbgrader", {}).get("grade_id"), c["source"])
+            for c in read_cells(notebook_path) if c["cell_type"] == "code"]
 
 
 class Student:

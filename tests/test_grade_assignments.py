@@ -1,0 +1,74 @@
+"""Grading the real assignments in the sandbox: the reference earns everything, an untouched
+release nothing, and each plausible wrong answer (tests/mutants/) costs its own exercise only.
+
+Mutants are graded in two batches per assignment (every other exercise mutated at once), so each
+exercise is seen both mutated (must lose points) and untouched next to mutated neighbours (must
+keep full points): four sandboxed gradings per assignment instead of one per mutant.
+"""
+import importlib
+import time
+
+import pytest
+
+from mnistkit import catalog, examples
+from mnistkit.grading.run import grade_submission
+
+from .conftest import TIMINGS
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENTS = catalog.assignments()
+
+
+def auto_points(assignment):
+    return {ex.id: ex.points for ex in catalog.load() if ex.assignment == assignment and ex.kind == "auto"}
+
+
+def grade(folder, assignment, label):
+    start = time.perf_counter()
+    results = grade_submission(folder, assignment)
+    TIMINGS[f"grade {assignment} ({label})"] = time.perf_counter() - start
+    assert results.problems == [], results.problems   # kit problems: missing or broken checks
+    return results
+
+
+def failed_checks(results, exercise_id):
+    entry = dict(results.exercises())[exercise_id]
+    return [f"{c['check']}: {c['message']}" for c in entry.get("checks", []) if c["status"] != "passed"]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_reference_earns_full_marks(assignment, tmp_path, mnist_data_dir):
+    """Does the reference solution score every point of every auto-graded exercise?"""
+    results = grade(examples.make("reference", assignment, tmp_path / assignment), assignment, "reference")
+    scores = results.scores()
+    short = {ex_id: (scores.get(ex_id), pts) for ex_id, pts in auto_points(assignment).items()
+             if scores.get(ex_id) != pts}
+    assert short == {}, {ex_id: failed_checks(results, ex_id) for ex_id in short}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_scores_zero(assignment, tmp_path, mnist_data_dir):
+    """Does the student notebook as released grade cleanly to 0 on every auto-graded exercise?"""
+    results = grade(examples.make("untouched", assignment, tmp_path / assignment), assignment, "untouched")
+    assert all(report.get("graded") for report in results.notebooks)
+    scores = results.scores()
+    assert {ex_id: scores.get(ex_id) for ex_id in auto_points(assignment)} == \
+        {ex_id: 0 for ex_id in auto_points(assignment)}
+
+
+@pytest.mark.parametrize("half", [0, 1], ids=["even", "odd"])
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_each_mutant_costs_its_own_exercise_only(assignment, half, tmp_path, mnist_data_dir):
+    """Does a plausible wrong answer lose that exercise's points and no other exercise's?"""
+    mutants = importlib.import_module(f"tests.mutants.{assignment}").MUTANTS
+    points = auto_points(assignment)
+    assert sorted(set(points) - set(mutants)) == [], "every auto-graded exercise needs a mutant"
+    mutated = sorted(points)[half::2]
+    answers = examples.reference_answers(assignment)
+    answers.update({ex_id: mutants[ex_id][0][1] for ex_id in mutated})
+    folder = examples.with_answers(assignment, answers, tmp_path / assignment)
+    scores = grade(folder, assignment, f"mutants {'even odd'.split()[half]}").scores()
+    not_caught = [f"{ex_id} ({mutants[ex_id][0][0]})" for ex_id in mutated if scores[ex_id] >= points[ex_id]]
+    collateral = [ex_id for ex_id in points if ex_id not in mutated and scores[ex_id] != points[ex_id]]
+    assert not_caught == [] and collateral == []
