@@ -28,6 +28,11 @@ def _torch():
     return torch
 
 
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    # np.ascontiguousarray returns at least 1-d; a 0-d value (a loss) must stay 0-d.
+    return np.ascontiguousarray(array).reshape(array.shape)
+
+
 def encode(value) -> bytes:
     arrays: list[np.ndarray] = []
     counter = [0]
@@ -47,7 +52,7 @@ def encode(value) -> bytes:
         if isinstance(v, np.ndarray):
             if v.dtype == object or v.dtype.kind not in "biufc":
                 raise WireError(f"numpy array of dtype {v.dtype} is not plain data")
-            arrays.append(np.ascontiguousarray(v))
+            arrays.append(_contiguous(v))
             return {"t": "ndarray", "i": len(arrays) - 1}
         if type(v).__module__.startswith("torch"):
             torch = _torch()
@@ -62,7 +67,7 @@ def encode(value) -> bytes:
                 dtype = str(t.dtype)
                 if dtype in _WIDEN:
                     t = t.float()
-                arrays.append(np.ascontiguousarray(t.resolve_conj().resolve_neg().numpy()))
+                arrays.append(_contiguous(t.resolve_conj().resolve_neg().numpy()))
                 return {"t": "tensor", "i": len(arrays) - 1, "dtype": dtype,
                         "requires_grad": bool(v.requires_grad)}
         if isinstance(v, (list, tuple)):
