@@ -68,7 +68,8 @@ def student(request):
         handle = InProcessStudent(Path(notebook))
     else:
         from mnistkit.grading.sandbox import SandboxStudent  # built by the grading engine
-        handle = SandboxStudent(Path(notebook))
+        from mnistkit.grading.sandbox import Limits
+        handle = SandboxStudent(Path(notebook), limits=Limits.from_env())
     request.config._mnistkit_student = handle
     yield handle
     handle.close()
