@@ -9,7 +9,6 @@ STAMP  := $(VENV)/.installed
 $(STAMP): requirements.lock pyproject.toml scripts/install-system-packages.sh
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (the kit needs Python 3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	bash scripts/install-system-packages.sh
