@@ -1,0 +1,590 @@
+"""Hidden tests for a1_pixel_similarity (notebook `pixel_similarity`).
+
+One group of checks per exercise id. Inputs are random (seeded by the course seed) or drawn
+from the shipped MNIST at random, so no check can be passed by an answer tuned to the
+notebook's visible self-checks. Exercises that build on another (`is_3` on `mnist_distance`,
+`baseline_accuracy` on `is_3`) are checked with the reference helper swapped into the student's
+namespace for the duration of the probe, so one bug costs points once.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mnistkit.data import load_mnist
+from mnistkit.grading.expect import Mismatch, check, expect_close, expect_dtype, expect_shape
+from mnistkit.grading.student import NotDefined, NotPlainData, StudentCodeError, code_cells
+from solutions import a1_pixel_similarity as ref
+
+ex = pytest.mark.exercise
+
+
+# --- shared helpers ----------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def mnist():
+    return load_mnist()
+
+
+@functools.lru_cache(maxsize=None)
+def chapter():
+    return ref.chapter_data(mnist())
+
+
+def images(rng, *shape) -> torch.Tensor:
+    """Random float32 images in 0..1."""
+    return torch.from_numpy(rng.random(shape, dtype=np.float32))
+
+
+def pick(rng, t: torch.Tensor, n: int) -> torch.Tensor:
+    """n distinct rows of t, at random."""
+    return t[torch.from_numpy(rng.choice(len(t), size=n, replace=False))]
+
+
+def as_float(value, what: str) -> float:
+    try:
+        t = torch.as_tensor(value)
+    except Exception:
+        raise Mismatch(f"{what} should be a number, got {type(value).__name__}") from None
+    check(t.numel() == 1, f"{what} should be a single number, got {t.numel()} values")
+    return float(t.reshape(()))
+
+
+def student_function_source(request, name: str) -> str:
+    """The source of the notebook cell that defines ``name`` (read from the file, never run):
+    the exercise's answer cell when it defines it, else the last code cell that does."""
+    found = None
+    for grade_id, source in code_cells(request.config.getoption("--notebook")):
+        tree = parse_cell(source)
+        if tree is None:
+            continue
+        if any(isinstance(node, ast.FunctionDef) and node.name == name for node in ast.walk(tree)):
+            found = source
+            if grade_id == f"{name}-answer":
+                return source
+    if found is None:
+        raise Mismatch(f"could not find a `def {name}(...)` in your notebook")
+    return found
+
+
+def parse_cell(source: str):
+    """A notebook cell as a Python syntax tree (IPython magics turned into Python first)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+        source = TransformerManager().transform_cell(source)
+    except Exception:
+        pass
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+def require(student, name: str):
+    if not student.has(name):
+        raise NotDefined(name)
+
+
+def explained(message: str) -> str:
+    if "NotImplementedError" in message:
+        message = message.rstrip().rstrip(":") + " (replace `raise NotImplementedError()` in the answer cell with your code)"
+    return message
+
+
+def run_probe(student, name: str, code: str, **inputs):
+    """``student.run`` for a probe that exercises the student's ``name``; its errors name it."""
+    require(student, name)
+    try:
+        return student.run(code, **inputs)
+    except StudentCodeError as exc:
+        message = str(exc)
+        prefix = "your code raised "
+        if message.startswith(prefix):
+            message = f"`{name}` raised " + message[len(prefix):]
+        raise StudentCodeError(explained(message)) from None
+    except NotPlainData as exc:
+        raise NotPlainData(f"`{name}` returned something the grader cannot read: {exc}") from None
+
+
+def scall(student, name: str, *args):
+    """``student.call`` with a hint when the answer cell was left unanswered."""
+    try:
+        return student.call(name, *args)
+    except StudentCodeError as exc:
+        raise StudentCodeError(explained(str(exc))) from None
+
+
+# Rank-0 tensors come back from the wire as shape (1,) (numpy's ascontiguousarray makes every
+# array at least 1-d), so probes send a tensor's shape beside it and ``restore`` reapplies it.
+SHAPED = """
+import torch as _torch
+
+def _shaped(value):
+    shape = [int(s) for s in value.shape] if isinstance(value, _torch.Tensor) else None
+    return {"value": value, "shape": shape}
+"""
+
+
+def restore(got):
+    value, shape = got["value"], got["shape"]
+    if (isinstance(value, torch.Tensor) and shape is not None and list(value.shape) != shape
+            and value.numel() == math.prod(shape)):
+        value = value.reshape(shape)
+    return value
+
+
+CALL_PROBE = SHAPED + """
+result = _shaped(globals()[_target](*_args))
+"""
+
+
+def call(student, name: str, *args):
+    """``student.call`` for functions that return tensors, keeping rank-0 results rank 0."""
+    return restore(run_probe(student, name, CALL_PROBE, _target=name, _args=list(args)))
+
+
+# Probe code that runs a function with reference helpers swapped into the student's globals.
+# ``swap`` names the globals replaced by reference functions; they are restored afterwards.
+SWAP_PROBE = SHAPED + """
+import torch
+
+def _ref_mnist_distance(a, b):
+    return (a - b).abs().mean((-1, -2))
+
+def _ref_is_3(x, mean3, mean7):
+    return _ref_mnist_distance(x, mean3) < _ref_mnist_distance(x, mean7)
+
+_refs = {"mnist_distance": _ref_mnist_distance, "is_3": _ref_is_3}
+_fn = globals()[_target]
+_g = getattr(_fn, "__globals__", None)
+_saved = {}
+if _g is not None:
+    for _name in _swap:
+        _saved[_name] = _g.get(_name, _saved)
+        _g[_name] = _refs[_name]
+try:
+    result = _shaped(_fn(*_args))
+finally:
+    if _g is not None:
+        for _name, _old in _saved.items():
+            if _old is _saved:
+                _g.pop(_name, None)
+            else:
+                _g[_name] = _old
+"""
+
+
+def call_with_reference_helpers(student, target: str, swap: list[str], *args):
+    return restore(run_probe(student, target, SWAP_PROBE, _target=target, _swap=list(swap),
+                             _args=list(args)))
+
+
+# Probe code that counts the torch operations one call makes, for two batch sizes.
+COUNT_PROBE = SHAPED + """
+import torch
+from torch.overrides import TorchFunctionMode
+
+class _CountTorchCalls(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+_fn = globals()[_target]
+_counts, _outputs = [], []
+for _batch in _batches:
+    with _CountTorchCalls() as _counter:
+        _out = _fn(_batch, *_rest)
+    _counts.append(_counter.calls)
+    _outputs.append(_shaped(_out))
+result = {"counts": _counts, "outputs": _outputs}
+"""
+
+
+# --- count_images (questionnaire 2) -----------------------------------------------------------
+
+COUNT_PROBE_FOLDER = """
+from fastai.data.external import untar_data, URLs
+result = count_images(untar_data(getattr(URLs, _dataset)) / _split)
+"""
+
+
+def expect_counts(got, labels: np.ndarray, digits, what: str):
+    want = {str(d): int((labels == d).sum()) for d in digits}
+    check(isinstance(got, dict), f"{what} should be a dict, got {type(got).__name__}")
+    check(set(got) == set(want),
+          f"{what} has the keys {sorted(got)}; expected one key per label folder ({len(want)} "
+          "folders), named as the folders are")
+    wrong = sorted(k for k in want if got[k] != want[k])
+    check(not wrong, f"{what} has wrong counts for the label(s) {wrong}")
+
+
+@ex("count_images")
+def test_count_images_sample_validation_folder(student):
+    got = run_probe(student, "count_images", COUNT_PROBE_FOLDER, _dataset="MNIST_SAMPLE", _split="valid")
+    expect_counts(got, mnist().test_labels, (3, 7), "count_images(path/'valid') on MNIST_SAMPLE")
+
+
+@ex("count_images")
+def test_count_images_full_mnist_ten_labels_training(student):
+    got = run_probe(student, "count_images", COUNT_PROBE_FOLDER, _dataset="MNIST", _split="training")
+    expect_counts(got, mnist().train_labels, range(10), "count_images on the full MNIST's training folder")
+
+
+@ex("count_images")
+def test_count_images_full_mnist_ten_labels_testing(student):
+    got = run_probe(student, "count_images", COUNT_PROBE_FOLDER, _dataset="MNIST", _split="testing")
+    expect_counts(got, mnist().test_labels, range(10), "count_images on the full MNIST's testing folder")
+
+
+# --- pixel_layout (questionnaire 1) -----------------------------------------------------------
+
+def expect_layout(got, want, on: str):
+    check(isinstance(got, (tuple, list)) and len(got) == 3,
+          f"pixel_layout should return a tuple (height, width, channels) on {on}, got {got!r:.60}")
+    check(all(isinstance(v, int) and not isinstance(v, bool) for v in got),
+          f"pixel_layout should return Python ints on {on}")
+    names = ("height", "width", "channels")
+    wrong = [n for n, g, w in zip(names, got, want) if g != w]
+    check(not wrong, f"pixel_layout gives the wrong {', '.join(wrong)} on {on}")
+
+
+def random_uint8(rng, *shape) -> torch.Tensor:
+    return torch.from_numpy(rng.integers(0, 256, size=shape, dtype=np.uint8))
+
+
+@ex("pixel_layout")
+def test_pixel_layout_greyscale(student, rng):
+    h, w = rng.choice(np.arange(5, 60), size=2, replace=False).tolist()
+    got = scall(student, "pixel_layout", random_uint8(rng, h, w))
+    expect_layout(got, (h, w, 1), "a greyscale image that is not square")
+
+
+@ex("pixel_layout")
+def test_pixel_layout_colour(student, rng):
+    h, w = rng.choice(np.arange(5, 60), size=2, replace=False).tolist()
+    got = scall(student, "pixel_layout", random_uint8(rng, h, w, 3))
+    expect_layout(got, (h, w, 3), "a colour image that is not square")
+
+
+@ex("pixel_layout")
+def test_pixel_layout_mixed_images(student, rng):
+    for _ in range(4):
+        h, w = rng.integers(1, 80, size=2).tolist()
+        colour = bool(rng.integers(0, 2))
+        img = random_uint8(rng, h, w, 3) if colour else random_uint8(rng, h, w)
+        got = scall(student, "pixel_layout", img)
+        expect_layout(got, (h, w, 3 if colour else 1),
+                      f"a {'colour' if colour else 'greyscale'} image of random size")
+
+
+# --- odd_doubled (questionnaire 4) ------------------------------------------------------------
+
+def expect_list(got, want, on: str):
+    check(isinstance(got, list), f"odd_doubled should return a list on {on}, got {type(got).__name__}")
+    check(got == want, f"odd_doubled returns the wrong list on {on}")
+
+
+@ex("odd_doubled")
+def test_odd_doubled_random_list(student, rng):
+    xs = rng.integers(0, 100, size=int(rng.integers(10, 30))).tolist()
+    expect_list(scall(student, "odd_doubled", xs), ref.odd_doubled(xs), "a random list of integers")
+
+
+@ex("odd_doubled")
+def test_odd_doubled_negative_numbers(student, rng):
+    xs = rng.integers(-50, 50, size=20).tolist() + [-1, -3]
+    expect_list(scall(student, "odd_doubled", xs), ref.odd_doubled(xs), "a list with negative numbers")
+
+
+@ex("odd_doubled")
+def test_odd_doubled_nothing_odd(student, rng):
+    xs = (rng.integers(0, 50, size=8) * 2).tolist()
+    expect_list(scall(student, "odd_doubled", xs), [], "a list of even numbers only")
+    expect_list(scall(student, "odd_doubled", []), [], "an empty list")
+
+
+@ex("odd_doubled")
+def test_odd_doubled_uses_a_list_comprehension(student, rng, request):
+    source = student_function_source(request, "odd_doubled")
+    tree = parse_cell(source)
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "odd_doubled")
+    check(any(isinstance(n, ast.ListComp) for n in ast.walk(fn)),
+          "odd_doubled should build its result with a list comprehension ([... for ... in ... if ...])")
+    xs = rng.integers(0, 1000, size=12).tolist()
+    expect_list(scall(student, "odd_doubled", xs), ref.odd_doubled(xs), "a random list of integers")
+
+
+# --- stack_images (questionnaire 5) -----------------------------------------------------------
+
+@ex("stack_images")
+def test_stack_images_shape_and_values(student, rng):
+    n, h, w = int(rng.integers(2, 12)), int(rng.integers(5, 30)), int(rng.integers(5, 30))
+    imgs = [random_uint8(rng, h, w) for _ in range(n)]
+    got = scall(student, "stack_images", imgs)
+    expect_close(got, ref.stack_images(imgs), "stack_images(images)",
+                 on=f"a list of {n} random {h} x {w} images", rtol=1e-6, atol=1e-6)
+
+
+@ex("stack_images")
+def test_stack_images_is_float32(student, rng):
+    imgs = [random_uint8(rng, 28, 28) for _ in range(3)]
+    got = scall(student, "stack_images", imgs)
+    expect_dtype(got, torch.float32, "stack_images(images)")
+
+
+@ex("stack_images")
+def test_stack_images_single_image_is_still_rank_3(student, rng):
+    h, w = int(rng.integers(5, 30)), int(rng.integers(5, 30))
+    imgs = [random_uint8(rng, h, w)]
+    got = scall(student, "stack_images", imgs)
+    expect_shape(got, (1, h, w), "stack_images of a list holding one image")
+
+
+@ex("stack_images")
+def test_stack_images_black_and_white_extremes(student, rng):
+    img = torch.zeros(6, 7, dtype=torch.uint8)
+    img[::2] = 255
+    got = scall(student, "stack_images", [img, 255 - img])
+    expect_close(got, ref.stack_images([img, 255 - img]), "stack_images(images)",
+                 on="images of pure 0 and 255 pixels", rtol=1e-6, atol=1e-6)
+
+
+# --- rank_from_shape (questionnaire 6) --------------------------------------------------------
+
+def expect_rank(got, want, on: str):
+    check(isinstance(got, int) and not isinstance(got, bool),
+          f"rank_from_shape should return an int on {on}, got {type(got).__name__}")
+    check(got == want, f"rank_from_shape gives the wrong rank on {on}")
+
+
+@ex("rank_from_shape")
+def test_rank_from_shape_random_shapes(student, rng):
+    for _ in range(6):
+        shape = tuple(rng.integers(1, 3000, size=int(rng.integers(1, 7))).tolist())
+        expect_rank(scall(student, "rank_from_shape", shape), len(shape), "a random tuple of axis lengths")
+        expect_rank(scall(student, "rank_from_shape", list(shape)), len(shape), "a list of axis lengths")
+
+
+@ex("rank_from_shape")
+def test_rank_from_shape_scalar(student):
+    expect_rank(scall(student, "rank_from_shape", ()), 0, "the shape () of a single number")
+
+
+@ex("rank_from_shape")
+def test_rank_from_shape_of_a_real_tensor(student, rng):
+    shape = [int(s) for s in rng.integers(1, 6, size=int(rng.integers(1, 6)))]
+    got = run_probe(student, "rank_from_shape",
+                    "import torch\nresult = rank_from_shape(torch.zeros(*_shape).shape)", _shape=shape)
+    expect_rank(got, len(shape), "a torch.Size (a tensor's .shape)")
+
+
+# --- l1_distance and rmse_distance (questionnaire 7) ------------------------------------------
+
+DISTANCES = {"l1_distance": ref.l1_distance, "rmse_distance": ref.rmse_distance}
+
+
+def check_distance(student, name, a, b, on):
+    got = call(student, name, a, b)
+    expect_close(got, DISTANCES[name](a, b), f"{name}(a, b)", on=on)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=ex(n)) for n in DISTANCES])
+def test_distance_random_images(student, rng, name):
+    check_distance(student, name, images(rng, 28, 28), images(rng, 28, 28), "two random 28 x 28 images")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=ex(n)) for n in DISTANCES])
+def test_distance_other_shapes(student, rng, name):
+    n = int(rng.integers(2, 9))
+    check_distance(student, name, images(rng, n, 5, 7), images(rng, n, 5, 7), f"rank-3 tensors ({n}, 5, 7)")
+    m = int(rng.integers(3, 50))
+    check_distance(student, name, images(rng, m) * 4 - 2, images(rng, m) * 4 - 2,
+                   "rank-1 tensors with negative values")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=ex(n)) for n in DISTANCES])
+def test_distance_real_digits(student, rng, name):
+    data = chapter()
+    a = pick(rng, data["valid_threes"], 1)[0]
+    check_distance(student, name, a, data["mean3"], "a real validation 3 and the mean 3")
+    check_distance(student, name, a, data["mean7"], "a real validation 3 and the mean 7")
+
+
+# --- doubled_corner (questionnaire 9) ---------------------------------------------------------
+
+def check_corner(student, n, k, on):
+    got = scall(student, "doubled_corner", n, k)
+    check(isinstance(got, torch.Tensor), f"doubled_corner should return a tensor, got {type(got).__name__}")
+    expect_close(got, ref.doubled_corner(n, k), f"doubled_corner({n}, {k})", on=on)
+
+
+@ex("doubled_corner")
+def test_doubled_corner_the_chapter_question(student):
+    check_corner(student, 3, 2, "the chapter's 3 x 3 grid")
+
+
+@ex("doubled_corner")
+def test_doubled_corner_bigger_grids(student, rng):
+    for n in sorted(rng.choice(np.arange(4, 12), size=2, replace=False).tolist()):
+        check_corner(student, n, 2, f"a grid of {n} x {n} numbers")
+
+
+@ex("doubled_corner")
+def test_doubled_corner_other_block_sizes(student, rng):
+    n = int(rng.integers(5, 10))
+    k = int(rng.integers(3, n))
+    check_corner(student, n, k, "a random grid and block size")
+    check_corner(student, n, 1, "a 1 x 1 block")
+
+
+@ex("doubled_corner")
+def test_doubled_corner_whole_grid(student, rng):
+    n = int(rng.integers(2, 8))
+    check_corner(student, n, n, "a block as large as the grid")
+
+
+# --- mnist_distance (questionnaire 10) --------------------------------------------------------
+
+@ex("mnist_distance")
+def test_mnist_distance_one_image_to_one_image(student, rng):
+    a, b = images(rng, 28, 28), images(rng, 28, 28)
+    got = call(student, "mnist_distance", a, b)
+    expect_close(got, ref.mnist_distance(a, b), "mnist_distance(image, image)", on="two random images")
+
+
+@ex("mnist_distance")
+def test_mnist_distance_batch_against_one_image(student, rng):
+    n = int(rng.integers(2, 40))
+    batch, image = images(rng, n, 28, 28), images(rng, 28, 28)
+    got = call(student, "mnist_distance", batch, image)
+    expect_close(got, ref.mnist_distance(batch, image), "mnist_distance(batch, image)",
+                 on=f"a random batch of {n} images")
+
+
+@ex("mnist_distance")
+def test_mnist_distance_other_image_sizes(student, rng):
+    n, h, w = int(rng.integers(2, 20)), int(rng.integers(3, 20)), int(rng.integers(3, 20))
+    batch, image = images(rng, n, h, w), images(rng, h, w)
+    got = call(student, "mnist_distance", batch, image)
+    expect_close(got, ref.mnist_distance(batch, image), "mnist_distance(batch, image)",
+                 on=f"a batch of {n} images of {h} x {w} pixels")
+
+
+@ex("mnist_distance")
+def test_mnist_distance_batch_of_batches(student, rng):
+    m, n = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    batch, image = images(rng, m, n, 28, 28), images(rng, 28, 28)
+    got = call(student, "mnist_distance", batch, image)
+    expect_close(got, ref.mnist_distance(batch, image), "mnist_distance(batches, image)",
+                 on=f"a rank-4 tensor of shape ({m}, {n}, 28, 28)")
+
+
+@ex("mnist_distance")
+def test_mnist_distance_broadcasts_without_a_python_loop(student, rng):
+    small, large = images(rng, 3, 28, 28), images(rng, 60, 28, 28)
+    image = images(rng, 28, 28)
+    got = run_probe(student, "mnist_distance", COUNT_PROBE, _target="mnist_distance",
+                    _batches=[small, large], _rest=[image])
+    expect_close(restore(got["outputs"][1]), ref.mnist_distance(large, image), "mnist_distance(batch, image)",
+                 on="a random batch of 60 images")
+    small_calls, large_calls = got["counts"]
+    check(large_calls <= small_calls,
+          "mnist_distance makes more tensor operations for 60 images than for 3: use broadcasting "
+          "on the whole batch instead of a Python loop over the images")
+
+
+# --- is_3 (questionnaire 3) -------------------------------------------------------------------
+
+def check_is_3(student, x, mean3, mean7, on):
+    got = call_with_reference_helpers(student, "is_3", ["mnist_distance"], x, mean3, mean7)
+    want = ref.is_3(x, mean3, mean7)
+    expect_close(got, want, "is_3(x, mean3, mean7)", on=on)
+    return got
+
+
+@ex("is_3")
+def test_is_3_random_batch_and_means(student, rng):
+    n = int(rng.integers(20, 60))
+    check_is_3(student, images(rng, n, 28, 28), images(rng, 28, 28), images(rng, 28, 28),
+               f"a random batch of {n} images and random means")
+
+
+@ex("is_3")
+def test_is_3_one_image(student, rng):
+    mean3, mean7 = images(rng, 28, 28), images(rng, 28, 28)
+    for x in (mean3 * 0.9 + 0.05, mean7 * 0.9 + 0.05):   # one near each mean: both answers occur
+        check_is_3(student, x, mean3, mean7, "one image and random means")
+
+
+@ex("is_3")
+def test_is_3_returns_booleans(student, rng):
+    got = call_with_reference_helpers(student, "is_3", ["mnist_distance"], images(rng, 5, 28, 28),
+                                      images(rng, 28, 28), images(rng, 28, 28))
+    expect_dtype(got, torch.bool, "is_3(x, mean3, mean7)")
+
+
+@ex("is_3")
+def test_is_3_real_validation_digits(student, rng):
+    data = chapter()
+    x = torch.cat([pick(rng, data["valid_threes"], 150), pick(rng, data["valid_sevens"], 150)])
+    check_is_3(student, x, data["mean3"], data["mean7"], "300 real validation 3s and 7s")
+
+
+# --- baseline_accuracy (questionnaires 3 and 11) ----------------------------------------------
+
+def check_accuracy(student, threes, sevens, mean3, mean7, on, tol=1e-6):
+    got = call_with_reference_helpers(student, "baseline_accuracy", ["is_3", "mnist_distance"],
+                                      threes, sevens, mean3, mean7)
+    check(isinstance(got, (tuple, list)) and len(got) == 3,
+          f"baseline_accuracy should return three numbers (3s, 7s, average) on {on}")
+    want = ref.baseline_accuracy(threes, sevens, mean3, mean7)
+    names = ("the accuracy on the 3s", "the accuracy on the 7s", "the average accuracy")
+    for g, w, name in zip(got, want, names):
+        check(abs(as_float(g, name) - float(w)) <= tol, f"{name} is wrong on {on}")
+
+
+@ex("baseline_accuracy")
+def test_baseline_accuracy_real_digits(student, rng):
+    data = chapter()
+    threes, sevens = pick(rng, data["valid_threes"], 400), pick(rng, data["valid_sevens"], 500)
+    check_accuracy(student, threes, sevens, data["mean3"], data["mean7"],
+                   "random subsets of the real validation 3s and 7s")
+
+
+@ex("baseline_accuracy")
+def test_baseline_accuracy_unequal_random_sets(student, rng):
+    mean3, mean7 = images(rng, 28, 28), images(rng, 28, 28)
+    n3, n7 = int(rng.integers(5, 15)), int(rng.integers(40, 80))
+    # images near one mean or the other, in known proportions, so accuracies are far from 0 and 1
+    def near_means(n, share_near_mean3):
+        near3 = torch.from_numpy(rng.random((n, 1, 1)) < share_near_mean3)
+        return torch.where(near3, mean3, mean7) + images(rng, n, 28, 28) * 0.3
+    threes, sevens = near_means(n3, 0.7), near_means(n7, 0.4)
+    check_accuracy(student, threes, sevens, mean3, mean7, f"{n3} threes and {n7} sevens (unequal sizes)")
+
+
+@ex("baseline_accuracy")
+def test_baseline_accuracy_swapped_means(student, rng):
+    data = chapter()
+    threes, sevens = pick(rng, data["valid_threes"], 200), pick(rng, data["valid_sevens"], 300)
+    check_accuracy(student, threes, sevens, data["mean7"], data["mean3"],
+                   "real digits with the two means swapped (accuracies far below 0.5)")
+
+
+# --- validation_metrics_choice (questionnaire 11) ---------------------------------------------
+
+@ex("validation_metrics_choice")
+def test_validation_metrics_choice(student):
+    got = student.get("validation_metrics_choice")
+    check(isinstance(got, str), 'validation_metrics_choice should be a letter in quotes, like "a"')
+    check(got.strip().lower() == ref.validation_metrics_choice,
+          "validation_metrics_choice is not the best statement")
