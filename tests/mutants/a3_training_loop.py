@@ -1,0 +1,281 @@
+"""Plausible wrong answers for a3_training_loop, by exercise id.
+
+Each entry is (description, replacement source for the exercise's `<id>-answer` cell). A notebook
+that is the source notebook with only that cell replaced must lose points on that exercise and
+on no other one.
+"""
+
+MUTANTS: dict[str, list[tuple[str, str]]] = {
+    "flatten_images": [
+        ("hard-codes 28x28 images", """
+def flatten_images(images):
+    return images.view(-1, 28*28)
+"""),
+        ("copies each image in a loop instead of making a view", """
+def flatten_images(images):
+    return torch.stack([im.flatten() for im in images])
+"""),
+        ("reads each image column by column", """
+def flatten_images(images):
+    return images.transpose(1, 2).reshape(len(images), -1)
+"""),
+    ],
+    "zip_pairs": [
+        ("returns the zip object, not a list", """
+def zip_pairs(a, b):
+    return zip(a, b)
+"""),
+        ("makes lists instead of tuples", """
+def zip_pairs(a, b):
+    return [[x, y] for x, y in zip(a, b)]
+"""),
+        ("indexes up to len(a), so it fails when b is shorter", """
+def zip_pairs(a, b):
+    return [(a[i], b[i]) for i in range(len(a))]
+"""),
+        ("hard-codes the example from the question", """
+def zip_pairs(a, b):
+    return [(1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')]
+"""),
+    ],
+    "init_params": [
+        ("requires grad before scaling, so the result is not a leaf", """
+def init_params(size, std=1.0):
+    return torch.randn(size, requires_grad=True) * std
+"""),
+        ("ignores std", """
+def init_params(size, std=1.0):
+    return torch.randn(size).requires_grad_()
+"""),
+        ("uniform instead of normal random numbers", """
+def init_params(size, std=1.0):
+    return (torch.rand(size) * std).requires_grad_()
+"""),
+        ("forgets requires_grad", """
+def init_params(size, std=1.0):
+    return torch.randn(size) * std
+"""),
+    ],
+    "blank_image_quiz": [
+        ("thinks a blank image scores something other than 0", """
+no_bias_output = 0.5
+bias_needed_for_blank = True
+"""),
+        ("thinks weights alone could move the blank image's score", """
+no_bias_output = 0.0
+bias_needed_for_blank = False
+"""),
+    ],
+    "linear1": [
+        ("forgets the bias", """
+def linear1(xb):
+    return xb@weights
+"""),
+        ("loops over the images in Python", """
+def linear1(xb):
+    return torch.stack([x@weights + bias for x in xb])
+"""),
+        ("sums over the whole batch instead of per image", """
+def linear1(xb):
+    return (xb*weights.T).sum() + bias
+"""),
+    ],
+    "calc_grad": [
+        ("forgets to call backward", """
+def calc_grad(xb, yb, model):
+    preds = model(xb)
+    loss = mnist_loss(preds, yb)
+"""),
+        ("uses linear1 instead of the model it is given", """
+def calc_grad(xb, yb, model):
+    preds = linear1(xb)
+    loss = mnist_loss(preds, yb)
+    loss.backward()
+"""),
+        ("loss without sigmoid", """
+def calc_grad(xb, yb, model):
+    preds = model(xb)
+    loss = torch.where(yb==1, 1-preds, preds).mean()
+    loss.backward()
+"""),
+    ],
+    "train_epoch": [
+        ("forgets to reset the gradients", """
+def train_epoch(model, lr, params):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model)
+        for p in params:
+            p.data -= p.grad * lr
+"""),
+        ("steps uphill (+= instead of -=)", """
+def train_epoch(model, lr, params):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model)
+        for p in params:
+            p.data += p.grad * lr
+            p.grad.zero_()
+"""),
+        ("ignores the learning rate", """
+def train_epoch(model, lr, params):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model)
+        for p in params:
+            p.data -= p.grad
+            p.grad.zero_()
+"""),
+        ("resets the gradients only once, after the epoch", """
+def train_epoch(model, lr, params):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model)
+        for p in params:
+            p.data -= p.grad * lr
+    for p in params:
+        p.grad.zero_()
+"""),
+        ("updates the global weights and bias instead of params", """
+def train_epoch(model, lr, params):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model)
+        for p in (weights, bias):
+            p.data -= p.grad * lr
+            p.grad.zero_()
+"""),
+    ],
+    "batch_accuracy": [
+        ("forgets sigmoid", """
+def batch_accuracy(xb, yb):
+    correct = (xb > 0.5) == yb
+    return correct.float().mean()
+"""),
+        ("counts instead of averaging", """
+def batch_accuracy(xb, yb):
+    correct = (xb.sigmoid() > 0.5) == yb
+    return correct.float().sum()
+"""),
+        ("squeezes the labels, so the comparison broadcasts to n x n", """
+def batch_accuracy(xb, yb):
+    correct = (xb.sigmoid() > 0.5) == yb.squeeze()
+    return correct.float().mean()
+"""),
+    ],
+    "validate_epoch": [
+        ("returns a tensor", """
+def validate_epoch(model):
+    accs = [batch_accuracy(model(xb), yb) for xb, yb in valid_dl]
+    return torch.stack(accs).mean()
+"""),
+        ("looks at the first batch only", """
+def validate_epoch(model):
+    xb, yb = first(valid_dl)
+    return round(batch_accuracy(model(xb), yb).item(), 4)
+"""),
+        ("measures on the training DataLoader", """
+def validate_epoch(model):
+    accs = [batch_accuracy(model(xb), yb) for xb, yb in dl]
+    return round(torch.stack(accs).mean().item(), 4)
+"""),
+    ],
+    "BasicOptim": [
+        ("keeps the parameters generator instead of a list", """
+class BasicOptim:
+    def __init__(self, params, lr): self.params, self.lr = params, lr
+
+    def step(self, *args, **kwargs):
+        for p in self.params: p.data -= p.grad.data * self.lr
+
+    def zero_grad(self, *args, **kwargs):
+        for p in self.params: p.grad = None
+"""),
+        ("steps uphill", """
+class BasicOptim:
+    def __init__(self, params, lr): self.params, self.lr = list(params), lr
+
+    def step(self, *args, **kwargs):
+        for p in self.params: p.data += p.grad.data * self.lr
+
+    def zero_grad(self, *args, **kwargs):
+        for p in self.params: p.grad = None
+"""),
+        ("zero_grad does nothing", """
+class BasicOptim:
+    def __init__(self, params, lr): self.params, self.lr = list(params), lr
+
+    def step(self, *args, **kwargs):
+        for p in self.params: p.data -= p.grad.data * self.lr
+
+    def zero_grad(self, *args, **kwargs):
+        pass
+"""),
+    ],
+    "make_learner": [
+        ("leaves out opt_func, so fastai uses Adam", """
+def make_learner(dls):
+    return Learner(dls, nn.Linear(28*28, 1), loss_func=mnist_loss, metrics=batch_accuracy)
+"""),
+        ("uses the notebook's dls instead of its argument", """
+def make_learner(data):
+    return Learner(dls, nn.Linear(28*28, 1), opt_func=SGD, loss_func=mnist_loss,
+                   metrics=batch_accuracy)
+"""),
+        ("uses fastai's accuracy as the metric", """
+def make_learner(dls):
+    return Learner(dls, nn.Linear(28*28, 1), opt_func=SGD, loss_func=mnist_loss, metrics=accuracy)
+"""),
+        ("reuses one model for every Learner", """
+shared_model = nn.Linear(28*28, 1)
+def make_learner(dls):
+    return Learner(dls, shared_model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
+"""),
+        ("uses a plain PyTorch loss instead of mnist_loss", """
+def make_learner(dls):
+    return Learner(dls, nn.Linear(28*28, 1), opt_func=SGD, loss_func=F.binary_cross_entropy_with_logits,
+                   metrics=batch_accuracy)
+"""),
+    ],
+    "simple_net": [
+        ("no ReLU between the layers", """
+def simple_net(xb):
+    res = xb@w1 + b1
+    res = res@w2 + b2
+    return res
+"""),
+        ("ReLU after the second layer instead of between", """
+def simple_net(xb):
+    res = xb@w1 + b1
+    res = res@w2 + b2
+    return res.max(tensor(0.0))
+"""),
+    ],
+    "relu": [
+        ("changes x in place", """
+def relu(x):
+    x[x < 0] = 0
+    return x
+"""),
+        ("absolute value instead of zeroing negatives", """
+def relu(x):
+    return x.abs()
+"""),
+        ("a Python loop over the numbers, which loses the shape", """
+def relu(x):
+    return tensor([max(v, 0.0) for v in x.flatten().tolist()])
+"""),
+    ],
+    "relu_module": [
+        ("returns the function F.relu", """
+def relu_module():
+    return F.relu
+"""),
+        ("returns the class instead of an instance", """
+def relu_module():
+    return nn.ReLU
+"""),
+        ("a sigmoid module", """
+def relu_module():
+    return nn.Sigmoid()
+"""),
+    ],
+}
+
+# The sources above are written as indented blocks; store them without the leading blank line.
+MUTANTS = {ex: [(what, src.lstrip("\n")) for what, src in entries] for ex, entries in MUTANTS.items()}
