@@ -78,6 +78,16 @@ def cmd_demo(args) -> int:
     return demo.run(args)
 
 
+def cmd_bench(args) -> int:
+    from mnistkit import bench
+    try:
+        bench.run(device=args.device, epochs=args.epochs, seed=args.seed,
+                  limit_train=args.limit_train, threads=args.threads)
+    except bench.BenchError as exc:
+        raise KitError(str(exc)) from exc
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mnistkit", description=(
         "Course kit for fastbook chapter 4 (MNIST basics): data, release, exercises, grading."))
@@ -124,6 +134,23 @@ def make_parser() -> argparse.ArgumentParser:
                          description="Prepare the data, rebuild the release, grade the bundled "
                          "example submissions and print their scores and where the feedback went.")
     p.set_defaults(func=cmd_demo)
+
+    from mnistkit.bench import positive_int  # light: the module imports torch only when run
+    p = verbs.add_parser("bench", help="train and time the reference 10-digit model",
+                         description="Train the reference CNN of the all-digits assignment on "
+                         "the 60,000 MNIST training images and test it on the 10,000 test images; "
+                         "also time the nearest-digit-mean baseline and the chapter's linear "
+                         "3-vs-7 model. Progress on stderr; a table, then one JSON line, on stdout.")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to train (default: auto = cuda when available, else cpu)")
+    p.add_argument("--epochs", type=positive_int, metavar="N",
+                   help="epochs of the reference CNN (default: the reference's own)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads for torch (default: torch's own, one per core)")
+    p.add_argument("--limit-train", type=positive_int, metavar="N",
+                   help="train on the first N training images only (for quick checks)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
