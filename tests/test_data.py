@@ -132,12 +132,14 @@ def test_book_calls_work_offline_from_a_read_only_shared_folder(tmp_path, mnist_
     student_home = tmp_path / "student"
     env = {**os.environ, "FASTAI_HOME": str(student_home / ".fastai")}
     run_mnistkit("data", "--use", mnist_data_dir, check=True, env=env)
+    venv = Path(sys.prefix)
     script = ("from fastai.vision.all import untar_data, URLs\n"
               "p = untar_data(URLs.MNIST_SAMPLE); q = untar_data(URLs.MNIST)\n"
               "print(p, len((p/'train'/'3').ls()), q)\n")
-    venv = Path(sys.prefix)
-    # /tmp first: the student's home (under pytest's tmp_path) is bound on top of it.
+    # /tmp first: the venv, the data and the student's home (pytest's tmp_path) may live under
+    # /tmp (a CI clone does) and are bound back on top of it.
     cmd = ["bwrap", "--ro-bind", "/", "/", "--tmpfs", "/tmp",
+           "--ro-bind", str(venv), str(venv),
            "--ro-bind", str(mnist_data_dir), str(mnist_data_dir),
            "--bind", str(student_home), str(student_home),
            "--dev", "/dev", "--proc", "/proc", "--unshare-net", "--die-with-parent",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -244,6 +245,7 @@ def test_flooding_output_is_capped(tmp_path, sandbox):
 
 PROBE_NETWORK = """
 import socket
+import sys
 result = {}
 for name, address in targets.items():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -302,13 +304,15 @@ def test_cannot_read_the_repo_or_root(tmp_path, sandbox):
     student = sandbox(notebook(tmp_path, "x = 1"))
     paths = [str(REPO / "solutions"), str(REPO / "autograder"), str(REPO / "gradebook.db"),
              str(REPO / "mnistkit" / "grading" / "sandbox.py"), "/root", "/root/.fastai",
-             "/work/main", "/etc/shadow", "/tmp"]
+             str(REPO), "/etc/shadow", "/tmp"]
     got = student.run(PROBE_FILES, paths=paths)
     for p in paths[:4] + ["/root/.fastai", "/etc/shadow"]:
         assert got[p] == "FileNotFoundError", (p, got[p])
     assert got["/root"] in ("listed .pyenv", "listed ")   # only the Python install's mount point
-    assert got["/work/main"] == "listed .venv"
-    assert got["/tmp"] == "listed "                       # a private, empty /tmp
+    assert got[str(REPO)] == "listed .venv"             # the venv's mount point, nothing else
+    # A private /tmp: empty, but for the mount point of the venv when the clone lives in /tmp.
+    under_tmp = Path(sys.prefix).parts[2] if Path(sys.prefix).parts[1] == "tmp" else ""
+    assert got["/tmp"] == f"listed {under_tmp}"
     assert got["mnistkit"] == got["solutions"] == got["autograder"] == "ImportError"
     assert got["uid"] == 65534
     assert "MNISTKIT_GRADING_SEED" not in got["env"] and set(got["env"]) <= {

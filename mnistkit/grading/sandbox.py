@@ -195,6 +195,11 @@ class _Box:
         cmd = [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns",
                "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                "--die-with-parent", "--new-session", "--clearenv",
+               # Mount points first: binds below may live under /tmp (a CI clone's venv does)
+               # and must land on top of the fresh /tmp, not be hidden by it.
+               "--dev", "/dev", "--proc", "/proc",
+               "--size", str(lim.tmpfs_bytes), "--tmpfs", "/tmp",
+               "--size", str(lim.tmpfs_bytes), "--tmpfs", "/dev/shm",
                "--ro-bind", "/usr", "/usr"]
         for name in ("bin", "lib", "lib64", "sbin"):
             target = Path("/") / name
@@ -217,9 +222,6 @@ class _Box:
         cmd += ["--ro-bind", str(RUNNER), f"{TOOLS}/runner.py",
                 "--ro-bind", str(WIRE), f"{TOOLS}/wire.py",
                 "--bind", str(scratch), HOME, "--chdir", HOME,
-                "--dev", "/dev", "--proc", "/proc",
-                "--size", str(lim.tmpfs_bytes), "--tmpfs", "/tmp",
-                "--size", str(lim.tmpfs_bytes), "--tmpfs", "/dev/shm",
                 "--remount-ro", "/dev", "--remount-ro", "/"]
         threads = str(lim.threads)
         env = dict(PATH=f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin", HOME=HOME,
