@@ -26,6 +26,12 @@ MNIST_SHA256 = "39b9b1ffaa0ba4d8995a616551f0966941fe02a3fe79ba4a9db7373db16d53ad
 SAMPLE_DIGITS = (3, 7)          # the chapter's two classes
 SAMPLE_NAME = "mnist_sample"    # what untar_data(URLs.MNIST_SAMPLE) extracts to
 FULL_NAME = "mnist_png"         # what untar_data(URLs.MNIST) extracts to
+# What graded code sees as mnist_png (the sandbox mounts it there): the same layout, but small
+# and made only of MNIST *training* images, so no test label is readable while the grader
+# measures a model's accuracy on the test images (assignment a4).
+STANDIN_NAME = "mnist_png_grading"
+STANDIN_TRAIN_PER_DIGIT, STANDIN_TEST_PER_DIGIT = 100, 50
+STANDIN_FIRST_INDEX = 50_000    # images drawn from MNIST training indices 50000-59999
 # fastai's own defaults for a missing config.ini (fastai.data.external.fastai_cfg).
 FASTAI_DEFAULTS = dict(data="data", archive="archive", storage="tmp", model="models")
 
@@ -112,6 +118,18 @@ def _full_files(mnist: Mnist) -> Iterator[tuple[str, np.ndarray]]:
             yield f"{split}/{label}/{index}.png", image
 
 
+def _standin_files(mnist: Mnist) -> Iterator[tuple[str, np.ndarray]]:
+    """mnist_png's layout from training images only: per digit, the first 100 (from index
+    50000 on) under training/, the next 50 under testing/; named by their MNIST index."""
+    labels = mnist.train_labels
+    for digit in range(10):
+        indices = np.flatnonzero(labels[STANDIN_FIRST_INDEX:] == digit) + STANDIN_FIRST_INDEX
+        chosen = indices[:STANDIN_TRAIN_PER_DIGIT + STANDIN_TEST_PER_DIGIT]
+        for n, index in enumerate(chosen):
+            split = "training" if n < STANDIN_TRAIN_PER_DIGIT else "testing"
+            yield f"{split}/{digit}/{index}.png", mnist.train_images[index]
+
+
 def _sample_labels_csv(mnist: Mnist) -> str:
     # fastai's mnist_sample/labels.csv: one row per image, label 0 for a three, 1 for a seven.
     rows = ["name,label"]
@@ -120,8 +138,8 @@ def _sample_labels_csv(mnist: Mnist) -> str:
     return "\n".join(rows) + "\n"
 
 
-LAYOUTS = {SAMPLE_NAME: _sample_files, FULL_NAME: _full_files}
-EXTRA_FILES = {SAMPLE_NAME: {"labels.csv": _sample_labels_csv}, FULL_NAME: {}}
+LAYOUTS = {SAMPLE_NAME: _sample_files, FULL_NAME: _full_files, STANDIN_NAME: _standin_files}
+EXTRA_FILES = {SAMPLE_NAME: {"labels.csv": _sample_labels_csv}, FULL_NAME: {}, STANDIN_NAME: {}}
 
 
 def count_files(mnist: Mnist, name: str) -> int:
@@ -183,7 +201,7 @@ def stderr_progress(name: str, done: int, total: int) -> None:
     filled = width * done // total
     if sys.stderr.isatty():
         end = "\n" if done == total else ""
-        sys.stderr.write(f"\r  {name:<13} [{'#' * filled}{'.' * (width - filled)}] {done:>6}/{total}{end}")
+        sys.stderr.write(f"\r  {name:<17} [{'#' * filled}{'.' * (width - filled)}] {done:>6}/{total}{end}")
     elif done == total or done * 4 // total != (done - 500) * 4 // total:
-        sys.stderr.write(f"  {name:<13} {done:>6}/{total} images\n")  # a log: quarters only
+        sys.stderr.write(f"  {name:<17} {done:>6}/{total} images\n")  # a log: quarters only
     sys.stderr.flush()

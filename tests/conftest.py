@@ -13,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("FASTAI_HOME", str(ROOT / ".mnistkit" / "fastai"))
+# Notebook kernels and other subprocesses: idle OpenMP threads sleep rather than spin, which on a
+# 2-core CI machine running several processes at once makes torch several times faster.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # name -> seconds, printed at the end of the run (figures for humans, never asserted).

@@ -396,3 +396,28 @@ def test_close_removes_everything(tmp_path):
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     with pytest.raises(SubmissionProblem):
         student.get("x")
+
+
+def test_graded_code_cannot_read_the_test_labels(tmp_path, mnist_data_dir):
+    """Is the full MNIST (whose testing/ folders name every test image's digit) replaced, inside
+    the sandbox, by the stand-in made of training images only?"""
+    from mnistkit import data
+    path = notebook(tmp_path, "import os\nroot = '/data/fastai/mnist_png'\n"
+                              "listing = {split: {d: sorted(os.listdir(f'{root}/{split}/{d}'))\n"
+                              "                   for d in os.listdir(f'{root}/{split}')}\n"
+                              "           for split in os.listdir(root)}")
+    student = SandboxStudent(path, limits=FAST, data_dir=mnist_data_dir)
+    try:
+        listing = student.get("listing")
+        hidden = student.run("import os\nresult = os.listdir('/data/fastai/mnist_png_grading')")
+    finally:
+        student.close()
+    assert sorted(listing) == ["testing", "training"]
+    per_digit = {"training": data.STANDIN_TRAIN_PER_DIGIT, "testing": data.STANDIN_TEST_PER_DIGIT}
+    for split, digits in listing.items():
+        assert sorted(digits) == [str(d) for d in range(10)]
+        for d, files in digits.items():
+            assert len(files) == per_digit[split]
+            # every file is named by its MNIST index: all from the training set, none a test image
+            assert all(int(f.removesuffix(".png")) >= data.STANDIN_FIRST_INDEX for f in files)
+    assert hidden == []

@@ -75,13 +75,27 @@ def student(request):
     handle.close()
 
 
-@pytest.fixture
-def rng(request):
-    """A numpy Generator seeded by the course seed and the test's id: the same inputs every
-    grading run, inputs no student has seen."""
-    seed_text = f"{request.config.getoption('--grading-seed')}::{request.node.nodeid.split('::', 1)[-1]}"
+def seeded_rng(config, key: str) -> np.random.Generator:
+    """A numpy Generator seeded by the course seed and ``key``: the same inputs every grading
+    run, inputs no student has seen. For module-scoped fixtures (one expensive probe shared by
+    several checks); tests use the ``rng`` fixture."""
+    seed_text = f"{config.getoption('--grading-seed')}::{key}"
     seed = int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "little")
     return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def rng(request):
+    """A numpy Generator seeded by the course seed and the test's id."""
+    return seeded_rng(request.config, request.node.nodeid.split("::", 1)[-1])
+
+
+def explain_unanswered(message: str) -> str:
+    """The released stub raises NotImplementedError: say what to do instead of just that."""
+    if "NotImplementedError" in message and "replace `raise NotImplementedError()`" not in message:
+        message = (message.rstrip().rstrip(":") + " (not answered yet: replace "
+                   "`raise NotImplementedError()` in the answer cell with your code)")
+    return message
 
 
 def _feedback(excinfo) -> tuple[str, str]:
@@ -90,7 +104,7 @@ def _feedback(excinfo) -> tuple[str, str]:
     if isinstance(exc, Mismatch):
         return "failed", str(exc)
     if isinstance(exc, SubmissionProblem):
-        return "failed", str(exc)
+        return "failed", explain_unanswered(str(exc))
     return "error", f"the grader could not run this check ({type(exc).__name__}); tell your instructor"
 
 

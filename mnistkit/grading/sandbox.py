@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnistkit.data import FULL_NAME, STANDIN_NAME
 from mnistkit.grading import wire
 from mnistkit.grading.student import (CellRun, NotDefined, NotPlainData, Student,
                                       StudentCodeError, StudentCrashed, StudentTimeout,
@@ -219,6 +220,15 @@ class _Box:
                 cmd += ["--ro-bind", "/dev/null", str(hook)]
         if data_dir is not None:
             cmd += ["--ro-bind", str(data_dir), DATA]
+            # Graded code never sees the test labels: mnist_png is replaced by its stand-in
+            # (training images only; mnistkit.data.STANDIN_NAME), or hidden when there is none.
+            standin = data_dir / STANDIN_NAME
+            if standin.is_dir():
+                cmd += ["--ro-bind", str(standin), f"{DATA}/{FULL_NAME}"]
+            elif (data_dir / FULL_NAME).is_dir():
+                cmd += ["--tmpfs", f"{DATA}/{FULL_NAME}"]
+            if (data_dir / STANDIN_NAME).exists():
+                cmd += ["--tmpfs", f"{DATA}/{STANDIN_NAME}"]
         cmd += ["--ro-bind", str(RUNNER), f"{TOOLS}/runner.py",
                 "--ro-bind", str(WIRE), f"{TOOLS}/wire.py",
                 "--bind", str(scratch), HOME, "--chdir", HOME,
@@ -228,6 +238,8 @@ class _Box:
                    FASTAI_HOME=f"{HOME}/.fastai", MPLBACKEND="Agg", PYTHONHASHSEED="0",
                    PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS=threads,
                    MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+                   # idle OpenMP threads sleep: spinning ones starve a machine grading in parallel
+                   OMP_WAIT_POLICY="PASSIVE",
                    LANG="C.UTF-8", TMPDIR="/tmp", MPLCONFIGDIR=f"{HOME}/.config/matplotlib")
         for key, value in env.items():
             cmd += ["--setenv", key, value]
@@ -457,7 +469,7 @@ class SandboxStudent(Student):
                 shutil.copyfile(font_list, target / font_list.name)
         # bwrap maps the sandbox's uid to ours (root): ownership is already right.
         self._home = home
-        return Path(data_dir) if data_dir is not None else None
+        return Path(data_dir).resolve() if data_dir is not None else None
 
     # ---- the sandbox's lifetime ---------------------------------------------------------------
     def _left(self) -> float:
@@ -595,7 +607,7 @@ class SandboxStudent(Student):
                 f"{self.limits.cell_seconds:g} s and was stopped")
 
     # ---- requests -----------------------------------------------------------------------------
-    def _request(self, request: dict, what: str) -> dict:
+    def _request(self, request: dict, what: str, seconds: float | None = None) -> dict:
         if self._broken:
             raise SubmissionProblem(self._broken)
         if self._out_of_time():
@@ -604,7 +616,8 @@ class SandboxStudent(Student):
             self._drop_box()
             if not self._restart(len(self._sources)):
                 raise SubmissionProblem(self._broken or "your notebook could not be restarted")
-        timeout = min(self.limits.request_seconds, max(self._left(), 0.001))
+        limit = self.limits.request_seconds if seconds is None else seconds
+        timeout = min(limit, max(self._left(), 0.001))
         request["timeout"] = timeout
         try:
             answer = self._box.exchange(request, timeout + self.limits.grace_seconds)
@@ -647,6 +660,10 @@ class SandboxStudent(Student):
 
     def run(self, code: str, **inputs) -> Any:
         return self._request(dict(op="run", code=code, inputs=inputs), "your code").get("value")
+
+    def run_for(self, seconds: float, code: str, **inputs) -> Any:
+        return self._request(dict(op="run", code=code, inputs=inputs), "your code",
+                             seconds=seconds).get("value")
 
     def close(self) -> None:
         if self._box is not None:
