@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap is not installed (scripts/install-system-packages.sh)")
 
-from mnistkit.grading.sandbox import Limits, SandboxStudent  # noqa: E402
+from mnistkit.grading.sandbox import Limits, SandboxStudent, _ProcessCap  # noqa: E402
 from mnistkit.grading.student import (InProcessStudent, NotDefined, NotPlainData,  # noqa: E402
                                       StudentCodeError, StudentCrashed, StudentTimeout,
                                       SubmissionProblem)
@@ -200,6 +200,27 @@ def test_memory_exhaustion_is_stopped(tmp_path, sandbox):
     assert student.call("size") == 10
 
 
+@pytest.mark.skipif(not _ProcessCap(1).available and not _ProcessCap(1).remove(),
+                    reason="no writable pids cgroup on this machine (the cap needs one)")
+def test_fork_and_thread_bombs_hit_the_process_cap(tmp_path, sandbox):
+    """Do a fork bomb and a thread bomb fail inside the sandbox (cell error or crash) instead of
+    filling the machine's process table, with the rest of the notebook still graded?"""
+    path = notebook(
+        tmp_path,
+        "import os\nwhile True:\n    os.fork()",
+        "import threading, time\nthreads = []\nwhile True:\n"
+        "    t = threading.Thread(target=time.sleep, args=(30,), daemon=True)\n"
+        "    t.start()\n    threads.append(t)",
+        "def ok():\n    return 'still graded'",
+    )
+    student = sandbox(path, processes=64, cell_seconds=10)
+    statuses = [c.status for c in student.cells]
+    assert statuses[0] in ("error", "crashed", "timeout") and statuses[1] == "error", student.cells
+    assert any(word in student.cells[1].message for word in ("thread", "Resource temporarily unavailable"))
+    assert statuses[2] == "ok"
+    assert student.call("ok") == "still graded"
+
+
 def test_os_exit_in_a_cell_or_a_call_is_survived(tmp_path, sandbox):
     """Does os._exit (or a segfault) in a cell or in a called function cost only that cell or
     request, with the notebook restarted and its other cells replayed?"""
@@ -317,7 +338,7 @@ def test_cannot_read_the_repo_or_root(tmp_path, sandbox):
     assert got["uid"] == 65534
     assert "MNISTKIT_GRADING_SEED" not in got["env"] and set(got["env"]) <= {
         "PATH", "HOME", "FASTAI_HOME", "MPLBACKEND", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
-        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LANG", "TMPDIR",
+        "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LANG", "TMPDIR",
         "MPLCONFIGDIR", "PWD"}
 
 

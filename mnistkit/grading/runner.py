@@ -29,6 +29,7 @@ import time
 
 SEED = 0
 MAX_REQUEST = 1 << 30
+RUNNER_PID = 0                  # set in main(); a forked copy of the runner has another pid
 
 
 class _Alarm(BaseException):
@@ -186,6 +187,8 @@ class Runner:
         _seed()
         try:
             reply = handler(req)
+            if os.getpid() != RUNNER_PID:   # a process the student forked got back here: not ours
+                os._exit(0)
             with _Limit(req.get("timeout", 60)):
                 return self.wire.encode(reply)
         except _Alarm:
@@ -216,6 +219,10 @@ def main(argv=None) -> int:
     answer_fd = args.answer_fd
     os.set_inheritable(request_fd, False)
     os.set_inheritable(answer_fd, False)
+    # A process the student forks must never read the grader's requests or write answers.
+    global RUNNER_PID
+    RUNNER_PID = os.getpid()
+    os.register_at_fork(after_in_child=lambda: [_close_quietly(fd) for fd in (request_fd, answer_fd)])
 
     spec = importlib.util.spec_from_file_location("mnistkit_wire", args.wire)
     wire = importlib.util.module_from_spec(spec)
@@ -257,6 +264,13 @@ def main(argv=None) -> int:
         _write_all(answer_fd, _frame(out))
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _frame(payload: bytes) -> bytes:

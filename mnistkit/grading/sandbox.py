@@ -79,6 +79,7 @@ class Limits:
     restarts: int = 3                    # sandbox restarts after crashes/hangs
     threads: int = 2                     # OMP/MKL threads
     copy_bytes: int = 200 << 20          # largest submission folder copied into scratch
+    processes: int = 512                 # processes + threads inside (pids cgroup; fork bombs)
     preload: tuple[str, ...] = ("torch",)  # imported by the runner before the student's code
 
     ENV_PREFIX = "MNISTKIT_LIMIT_"
@@ -98,6 +99,89 @@ class Limits:
             except ValueError:
                 raise ValueError(f"{cls.ENV_PREFIX}{f.name.upper()}={raw!r} is not a number") from None
         return dataclasses.replace(cls(), **changes)
+
+
+# Where a pids cgroup can be made: cgroup v1's pids hierarchy, or a v2 root that delegates pids.
+PIDS_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+_cgroup_serial = iter(range(1 << 62))
+
+
+class _ProcessCap:
+    """A pids cgroup around one sandbox: fork and thread bombs hit ``pids.max`` (fork/clone fail
+    with EAGAIN) instead of the machine's process table. RLIMIT_NPROC cannot do this job: it
+    counts per real uid, and the sandbox's uid maps to the grader's (root, which it ignores).
+    Needs a writable cgroup hierarchy (root on these machines); without one there is no cap and
+    ``available`` is False (the memory watchdog still bounds a bomb's memory)."""
+
+    def __init__(self, limit: int):
+        self.path: Path | None = None
+        if limit <= 0:
+            return
+        for root in PIDS_ROOTS:
+            if not self._usable(root):
+                continue
+            self._remove_stale(root)
+            path = root / f"mnistkit-{os.getpid()}-{next(_cgroup_serial)}"
+            try:
+                path.mkdir()
+                (path / "pids.max").write_text(str(int(limit)))
+            except OSError:
+                self._rmdir(path)
+                continue
+            self.path = path
+            return
+
+    @staticmethod
+    def _remove_stale(root: Path) -> None:
+        """Empty cgroups left by graders that were killed (their pid is in the name)."""
+        for path in root.glob("mnistkit-*-*"):
+            try:
+                owner = int(path.name.split("-")[1])
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+            except (ValueError, PermissionError):
+                pass
+
+    @staticmethod
+    def _usable(root: Path) -> bool:
+        if not (root / "cgroup.procs").is_file() or not os.access(root, os.W_OK):
+            return False
+        if root.name == "pids":
+            return True
+        try:   # cgroup v2: the root must hand the pids controller down to its children
+            return "pids" in (root / "cgroup.subtree_control").read_text().split()
+        except OSError:
+            return False
+
+    @property
+    def available(self) -> bool:
+        return self.path is not None
+
+    def join(self) -> None:
+        """Runs in the sandbox's first process before exec (Popen's preexec_fn)."""
+        if self.path is not None:
+            with open(self.path / "cgroup.procs", "w") as fh:
+                fh.write(str(os.getpid()))
+
+    @staticmethod
+    def _rmdir(path: Path) -> bool:
+        for _ in range(100):   # the killed processes leave the cgroup when they are reaped
+            try:
+                path.rmdir()
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def remove(self) -> None:
+        if self.path is not None and self._rmdir(self.path):
+            self.path = None
 
 
 class _Died(Exception):
@@ -180,10 +264,15 @@ class _Box:
         self.answer_fd, self.output_fd = answer_r, output_r
         os.set_blocking(output_r, False)
         cmd = self._command(scratch, data_dir, answer_w)
+        self.cap = _ProcessCap(limits.processes)
         try:
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=output_w, stderr=output_w,
-                pass_fds=(answer_w,), start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+                pass_fds=(answer_w,), start_new_session=True, env={"PATH": "/usr/bin:/bin"},
+                preexec_fn=self.cap.join if self.cap.available else None)
+        except BaseException:
+            self.cap.remove()
+            raise
         finally:
             os.close(answer_w)
             os.close(output_w)
@@ -378,6 +467,7 @@ class _Box:
 
     def close(self) -> None:
         self.kill()
+        self.cap.remove()
         for fd in (self.answer_fd, self.output_fd):
             try:
                 os.close(fd)
