@@ -17,8 +17,11 @@ $(STAMP): requirements.lock pyproject.toml scripts/install-system-packages.sh
 demo: $(STAMP)
 	$(BIN)/mnistkit demo
 
+# One worker per core (at most 4: a grading can take a few GiB); modules whose tests share an
+# expensive fixture stay on one worker (xdist_group marks). The slowest tests are listed at the end.
+WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist loadgroup --durations 15
 
 # Re-pin everything after changing requirements.in (needs the package registries).
 lock:

@@ -7,7 +7,8 @@ import pytest
 from .fixtures.toy_course import toy_helpers as toy
 from .test_nbgrader_autograde import gradebook_scores, nbgrader
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.xdist_group("hostile_batch"),  # its session fixtures: computed on one worker only (make test runs -n)
+              pytest.mark.slow,
               pytest.mark.skipif(not toy.sandbox_ready(), reason="needs bubblewrap (make installs it)")]
 
 SOLUTION_DOUBLE = "def double_it(x):\n    return 2 * x\n"
@@ -27,7 +28,7 @@ HOSTILE = {
 LIMITS = {"CELL_SECONDS": "8", "REQUEST_SECONDS": "8", "GRACE_SECONDS": "2", "MEMORY_BYTES": str(1 << 30)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, even when other modules' tests run in between
 def batch(tmp_path_factory):
     course = toy.make_course(tmp_path_factory.mktemp("hostile_batch"))
     source = toy.source_notebook(course)
