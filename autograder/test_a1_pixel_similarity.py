@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from mnistkit.data import load_mnist
+from mnistkit.grading.probes import TORCH_CALLS
 from mnistkit.grading.expect import Mismatch, check, expect_close, expect_dtype, expect_shape
 from mnistkit.grading.student import NotDefined, NotPlainData, StudentCodeError, code_cells
 from solutions import a1_pixel_similarity as ref
@@ -185,25 +186,13 @@ def call_with_reference_helpers(student, target: str, swap: list[str], *args):
 
 
 # Probe code that counts the torch operations one call makes, for two batch sizes.
-COUNT_PROBE = SHAPED + """
-import torch
-from torch.overrides import TorchFunctionMode
-
-class _CountTorchCalls(TorchFunctionMode):
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += 1
-        return func(*args, **(kwargs or {}))
-
+COUNT_PROBE = SHAPED + TORCH_CALLS + """
 _fn = globals()[_target]
 _counts, _outputs = [], []
 for _batch in _batches:
-    with _CountTorchCalls() as _counter:
+    with TorchCalls() as _counter:
         _out = _fn(_batch, *_rest)
-    _counts.append(_counter.calls)
+    _counts.append(len(_counter))
     _outputs.append(_shaped(_out))
 result = {"counts": _counts, "outputs": _outputs}
 """

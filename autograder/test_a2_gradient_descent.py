@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from mnistkit.grading.probes import TORCH_CALLS
 from mnistkit.grading.expect import Mismatch, as_tensor, check, expect_close
 from mnistkit.grading.student import NotDefined
 from solutions import a2_gradient_descent as ref
@@ -399,21 +400,13 @@ def test_mnist_loss_all_threes(student, rng):
                  "mnist_loss(inputs, targets)", on="a batch whose targets are all 1")
 
 
-_COUNT = """
+_COUNT = TORCH_CALLS + """
 import torch
-from torch.overrides import TorchFunctionMode
-class _Count(TorchFunctionMode):
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.n += 1
-        return func(*args, **(kwargs or {}))
 counts, values = [], []
 for _inputs, _targets in _cases:
-    with _Count() as _c:
+    with TorchCalls() as _c:
         _v = fn(_inputs, _targets)
-    counts.append(_c.n)
+    counts.append(len(_c))
     values.append(torch.as_tensor(_v).detach())
 result = dict(counts=counts, values=values)
 """

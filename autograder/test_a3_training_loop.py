@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from mnistkit.grading.probes import TORCH_CALLS
 from mnistkit.grading.expect import as_tensor, check, expect_close, expect_shape
 from mnistkit.grading.student import NotDefined
 from solutions import a3_training_loop as ref
@@ -303,21 +304,13 @@ def test_linear1_adds_the_bias(student, rng):
 @pytest.mark.exercise("linear1")
 def test_linear1_has_no_python_loop(student, rng):
     need(student, "linear1")
-    counts = probe(student, '''
-from torch.overrides import TorchFunctionMode as _Mode
-class _Count(_Mode):
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += 1
-        return func(*args, **(kwargs or {}))
+    counts = probe(student, TORCH_CALLS + '''
 f = _rebind(linear1, weights=w, bias=b)
 result = []
 for xb in (small, big):
-    with _Count() as counter:
+    with TorchCalls() as counter:
         f(xb)
-    result.append(counter.calls)
+    result.append(len(counter))
 ''', small=rand(rng, 3, 784), big=rand(rng, 40, 784), w=randn(rng, 784, 1), b=randn(rng, 1))
     check(counts[0] == counts[1], "linear1 does more tensor operations for a bigger batch: use one "
                                   "matrix multiplication (@) for the whole batch, not a Python loop")

@@ -12,30 +12,18 @@ test images, shuffled and with faint noise, without labels (the sandbox sees onl
 mnist_png, made of training images); accuracy is computed here, one check per threshold.
 """
 import functools
-import inspect
-import types
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mnistkit.grading.probes import TORCH_CALLS
 from mnistkit.grading.expect import Mismatch, as_tensor, check, expect_close, expect_shape
 from mnistkit.grading.plugin import seeded_rng
-from mnistkit.grading.student import NotDefined, StudentCodeError
+from mnistkit.grading.student import NotDefined
 from solutions import a4_further_research as ref
 
-# Technique checks: the names of the torch functions a call makes.
-CALLS = '''
-from torch.overrides import TorchFunctionMode as _Mode
-class _Calls(_Mode):
-    def __init__(self):
-        super().__init__()
-        self.names = []
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
-'''
 
 
 def rand(rng, *shape, scale=1.0):
@@ -391,8 +379,8 @@ def test_softmax_huge_scores_stay_finite(student, rng):
 
 @pytest.mark.exercise("softmax")
 def test_softmax_written_by_hand(student, rng):
-    names = student.run(CALLS + '''
-with _Calls() as calls:
+    names = student.run(TORCH_CALLS + '''
+with TorchCalls() as calls:
     softmax(x)
 result = calls.names
 ''', x=rand(rng, 4, 7))
@@ -420,8 +408,8 @@ def test_cross_entropy_huge_scores_stay_finite(student, rng):
 
 @pytest.mark.exercise("cross_entropy")
 def test_cross_entropy_written_by_hand(student, rng):
-    names = student.run(CALLS + '''
-with _Calls() as calls:
+    names = student.run(TORCH_CALLS + '''
+with TorchCalls() as calls:
     cross_entropy(logits, targets)
 result = calls.names
 ''', logits=rand(rng, 5, 4), targets=torch.from_numpy(rng.integers(0, 4, 5)))
@@ -477,10 +465,10 @@ def test_nearest_mean_uses_squared_differences(student, rng):
 
 @pytest.mark.exercise("nearest_mean")
 def test_nearest_mean_broadcasts(student, rng):
-    counts = student.run(CALLS + '''
+    counts = student.run(TORCH_CALLS + '''
 counts = []
 for x in (small, big):
-    with _Calls() as calls:
+    with TorchCalls() as calls:
         nearest_mean(means, x)
     counts.append(len(calls.names))
 result = counts
@@ -490,31 +478,26 @@ result = counts
 
 
 # ================================================================================ pick_device
-@pytest.mark.exercise("pick_device")
-def test_pick_device_cpu_without_gpu(student):
-    kind = student.run('''
+PICK_DEVICE = '''
 import torch
 _real = torch.cuda.is_available
-torch.cuda.is_available = lambda: False
+torch.cuda.is_available = lambda: gpu
 try:
     result = str(torch.device(pick_device()).type)
 finally:
     torch.cuda.is_available = _real
-''')
+'''
+
+
+@pytest.mark.exercise("pick_device")
+def test_pick_device_cpu_without_gpu(student):
+    kind = student.run(PICK_DEVICE, gpu=False)
     check(kind == "cpu", f"without a GPU pick_device() should give the CPU, not {kind!r}")
 
 
 @pytest.mark.exercise("pick_device")
 def test_pick_device_cuda_with_gpu(student):
-    kind = student.run('''
-import torch
-_real = torch.cuda.is_available
-torch.cuda.is_available = lambda: True
-try:
-    result = str(torch.device(pick_device()).type)
-finally:
-    torch.cuda.is_available = _real
-''')
+    kind = student.run(PICK_DEVICE, gpu=True)
     check(kind == "cuda", f"when torch.cuda.is_available() is true pick_device() should give cuda, not {kind!r}")
 
 
