@@ -17,11 +17,13 @@ $(STAMP): requirements.lock pyproject.toml scripts/install-system-packages.sh
 demo: $(STAMP)
 	$(BIN)/mnistkit demo
 
-# One worker per core (at most 4: a grading can take a few GiB); modules whose tests share an
-# expensive fixture stay on one worker (xdist_group marks). The slowest tests are listed at the end.
+# One worker per core (at most 4: a grading can take a few GiB). Each test file runs on one
+# worker (--dist loadfile), so a file's session fixtures (a graded class, a toy course) are
+# computed once. (pytest-xdist 3.8's xdist_group marks have no effect under pytest 9 here.)
+# The slowest tests are listed at the end.
 WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist loadgroup --durations 15
+	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist loadfile --durations 15
 
 # Re-pin everything after changing requirements.in (needs the package registries).
 lock:

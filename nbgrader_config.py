@@ -47,7 +47,14 @@ c.GenerateFeedback.preprocessors = [nbp.GetGrades, nbp.ClearHiddenTests, nbp.Cle
 # with Execute replaced; the grade lands in each self-check cell as partial credit.
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 
-from mnistkit.grading.nbgrader_autograde import GradeWithHiddenTests  # noqa: E402
+from mnistkit.grading.nbgrader_autograde import ForgetLostGradeIds, GradeWithHiddenTests  # noqa: E402
+
+# nbgrader 0.9.6's sanitize steps, plus one: a duplicated or renamed graded cell would otherwise
+# fail nbgrader's metadata check and leave the student ungraded (see ForgetLostGradeIds).
+c.Autograde.sanitize_preprocessors = [
+    nbp.ClearOutput, nbp.DeduplicateIds, nbp.OverwriteKernelspec, nbp.OverwriteCells,
+    ForgetLostGradeIds, nbp.CheckCellMetadata,
+]
 
 c.Autograde.autograde_preprocessors = [
     GradeWithHiddenTests, nbp.IgnorePattern, ClearMetadataPreprocessor, nbp.LimitOutput,

@@ -32,7 +32,7 @@ def cmd_data(args) -> int:
     print(f"checking data/mnist.npz (SHA-256 {data.MNIST_SHA256[:12]}…)")
     results = data.materialize(target, progress=data.stderr_progress)
     for name, (path, status) in results.items():
-        print(f"  {name:<13} {status:<8} {path}")
+        print(f"  {name:<17} {status:<8} {path}")
     print(f"MNIST ready for untar_data() in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -71,6 +71,11 @@ def cmd_exercises(args) -> int:
 def cmd_grade(args) -> int:
     from mnistkit.grading import cli as grading_cli  # the grading engine owns this verb
     return grading_cli.grade(args)
+
+
+def cmd_grade_class(args) -> int:
+    from mnistkit.grading import cli as grading_cli
+    return grading_cli.grade_class(args)
 
 
 def cmd_demo(args) -> int:
@@ -129,6 +134,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", metavar="FILE", default="results.json",
                    help="where to write results.json (default: ./results.json)")
     p.set_defaults(func=cmd_grade)
+
+    p = verbs.add_parser("grade-class", help="grade every student's submission, resumably",
+                         description="Grade SUBMITTED/<student>/NAME/ for every student (nbgrader's "
+                         "submitted/ layout): results.json and summary.txt per student in "
+                         "OUT/<student>/, scores.csv for the class. Students already graded with "
+                         "the same submission and hidden tests are kept, so an interrupted run "
+                         "continues where it stopped.")
+    p.add_argument("submitted", metavar="SUBMITTED", help="a folder with one folder per student")
+    p.add_argument("--assignment", required=True, metavar="NAME", help="which assignment")
+    p.add_argument("--out", required=True, metavar="DIR", help="where results go")
+    p.set_defaults(func=cmd_grade_class)
 
     p = verbs.add_parser("demo", help="the whole pipeline on the bundled defaults",
                          description="Prepare the data, rebuild the release, grade the bundled "

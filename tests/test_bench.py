@@ -15,9 +15,6 @@ from solutions import all_digits as ref
 from .conftest import run_mnistkit
 
 
-pytestmark = pytest.mark.xdist_group("bench")  # module fixtures: keep this module on one worker (make test runs -n)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Train in-process on one thread (quicker on a busy machine: idle OpenMP threads spin)."""

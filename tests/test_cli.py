@@ -5,7 +5,7 @@ import pytest
 
 from .conftest import ROOT, run_mnistkit
 
-VERBS = ["data", "build", "exercises", "grade", "demo"]
+VERBS = ["data", "build", "exercises", "grade", "grade-class", "demo", "bench"]
 
 
 def test_help_lists_every_verb():
@@ -24,7 +24,8 @@ def test_each_verb_explains_itself(verb):
 
 
 @pytest.mark.parametrize("args", [["frobnicate"], ["grade"], ["build", "--nope"],
-                                  ["exercises", "--assignment"], ["data", "--into", "a", "--use", "b"]])
+                                  ["exercises", "--assignment"], ["data", "--into", "a", "--use", "b"],
+                                  ["grade-class", "submitted"]])
 def test_bad_arguments_give_one_line_and_no_traceback(args):
     """Do bad arguments get a one-line error and exit code 2, never a traceback?"""
     proc = run_mnistkit(*args)
@@ -59,3 +60,11 @@ def test_dependencies_are_pinned():
     unpinned = [line for line in (ROOT / "requirements.lock").read_text().splitlines()
                 if line.strip() and not line.startswith("#") and "==" not in line]
     assert unpinned == []
+
+
+def test_grade_class_on_a_missing_folder_is_a_one_line_error(tmp_path):
+    """Does grading a class from a folder that does not exist say so in one line?"""
+    proc = run_mnistkit("grade-class", tmp_path / "nope", "--assignment", "a1_pixel_similarity",
+                        "--out", tmp_path / "out")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "no such folder" in proc.stderr

@@ -17,10 +17,10 @@ from mnistkit.grading.results import Results
 from .conftest import TIMINGS
 from .fixtures.toy_course import toy_helpers as toy
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("toy_grade")]  # its session fixtures: computed on one worker only
+pytestmark = [pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")  # once per worker, even when other modules' tests run in between
+@pytest.fixture(scope="session")
 def course(tmp_path_factory):
     return toy.make_course(tmp_path_factory.mktemp("toy_course"))
 
@@ -50,7 +50,7 @@ def by_exercise(data):
 
 # --- whole submissions through the CLI ----------------------------------------------------
 
-@pytest.fixture(scope="session")  # once per worker, even when other modules' tests run in between
+@pytest.fixture(scope="session")
 def half_right_results(course, tmp_path_factory):
     """A half-right submission graded once (several tests read it)."""
     folder = toy.submit(tmp_path_factory.mktemp("half") / "half_right",

@@ -36,10 +36,7 @@ def nbgrader(course, *args):
     return proc
 
 
-pytestmark = pytest.mark.xdist_group("nbgrader_autograde")  # its session fixtures: computed on one worker only (make test runs -n)
-
-
-@pytest.fixture(scope="session")  # once per worker, even when other modules' tests run in between
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory):
     """The toy course after `nbgrader autograde`, `generate_feedback` and `export`, plus the
     same submissions graded by `mnistkit grade`'s code."""

@@ -48,3 +48,23 @@ def grade(args) -> int:
             print(f"mnistkit grade: kit problem: {line}", file=sys.stderr)
         return 1
     return 0
+
+
+def grade_class(args) -> int:
+    """`mnistkit grade-class SUBMITTED --assignment NAME --out DIR` (see grading/batch.py)."""
+    from mnistkit.cli import KitError
+    from mnistkit.grading import batch
+
+    course = run.Course.default()
+    try:
+        done = batch.grade_class(Path(args.submitted), args.assignment, Path(args.out),
+                                 course=course, say=lambda line: print(line, flush=True))
+    except run.GradingUnavailable as exc:
+        raise KitError(str(exc)) from None
+    except KeyboardInterrupt:
+        batch.write_scores_csv(Path(args.out), args.assignment, course)
+        print("interrupted: every student graded so far is saved; run the same command again "
+              "to grade the rest", file=sys.stderr, flush=True)
+        return 130
+    print(f"{args.assignment}: {done.line()}; scores in {Path(args.out) / batch.SCORES_FILE}")
+    return 0

@@ -118,3 +118,19 @@ class GradeWithHiddenTests(NbGraderPreprocessor):
         self.log.info("mnistkit: graded %s/%s in %.1f s", assignment, notebook,
                       report.get("seconds", 0.0))
         return nb, resources
+
+
+class ForgetLostGradeIds(NbGraderPreprocessor):
+    """Sanitize step between nbgrader's OverwriteCells and CheckCellMetadata.
+
+    nbgrader strips the grade id of a duplicated cell (DeduplicateIds leaves ``nbgrader: {}``)
+    and of a cell whose id the gradebook does not know (a student renamed it), then its own
+    metadata check rejects the notebook, and the student is left with blanks in the gradebook.
+    Such a cell is the student's own cell now: this drops its nbgrader metadata, so the notebook
+    is graded like any other (the kit restores the real cells by grade id anyway)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader")
+        if meta is not None and not meta.get("grade_id"):
+            del cell.metadata["nbgrader"]
+        return cell, resources

@@ -85,10 +85,9 @@ class Results:
         }
 
     def write(self, path: Path) -> Path:
+        from mnistkit.grading.batch import write_atomically
         path = Path(path)
-        if path.parent:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_gradescope(), indent=2) + "\n")
+        write_atomically(path, json.dumps(self.to_gradescope(), indent=2) + "\n")
         return path
 
     def summary(self, width: int = 100) -> str:

@@ -180,6 +180,9 @@ def _grader_env() -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.pop("PYTEST_ADDOPTS", None)
     env.pop("PYTEST_PLUGINS", None)
+    # Only the plugin named with -p: auto-loading every installed one (hypothesis, xdist, anyio)
+    # cost 2 s of each grading here.
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return env
 
 
