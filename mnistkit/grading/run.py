@@ -195,12 +195,20 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
         out, _ = proc.communicate(timeout=timeout)
         return proc.returncode, out
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(proc)
         out, _ = proc.communicate()
         return None, out
+    except BaseException:   # Ctrl-C: the grader runs in its own session, so stop it too
+        _kill_group(proc)
+        proc.wait()
+        raise
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = None,
