@@ -11,13 +11,13 @@ train_digits: the grader trains the student's ``make_model`` with their ``train_
 test images, shuffled and with faint noise, without labels (the sandbox sees only a stand-in of
 mnist_png, made of training images); accuracy is computed here, one check per threshold.
 """
-import functools
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mnistkit.data import shipped_mnist
 from mnistkit.grading.probes import TORCH_CALLS
 from mnistkit.grading.expect import Mismatch, as_tensor, check, expect_close, expect_shape
 from mnistkit.grading.plugin import seeded_rng
@@ -542,17 +542,11 @@ result = torch.as_tensor(preds).detach().cpu()
 '''
 
 
-@functools.lru_cache(maxsize=1)
-def _mnist():
-    from mnistkit.data import load_mnist
-    return load_mnist()
-
-
 def graded_test_set(config):
     """The test images in an order of the course seed, with faint noise (+-2 of 255) so that a
     lookup of exact images gets nothing; and their labels, which stay here."""
     rng = seeded_rng(config, "train_digits::test-set")
-    mnist = _mnist()
+    mnist = shipped_mnist()
     order = rng.permutation(len(mnist.test_images))
     images = mnist.test_images[order].astype(np.int16) + rng.integers(-2, 3, (len(order), 28, 28))
     return np.clip(images, 0, 255).astype(np.uint8), mnist.test_labels[order].astype(np.int64)
@@ -566,7 +560,7 @@ def digit_accuracy(student, request):
         if not student.has(name):
             raise NotDefined(name)
     test_images, test_labels = graded_test_set(request.config)
-    mnist = _mnist()
+    mnist = shipped_mnist()
     start = time.perf_counter()
     preds = student.run_for(ref.TRAIN_SECONDS, TRAIN_AND_PREDICT, train_images=mnist.train_images,
                             train_labels=mnist.train_labels.astype(np.int64), test_images=test_images)

@@ -7,6 +7,7 @@ temporary name and renamed into place, so fastai never sees a half-written one.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -66,6 +67,13 @@ def load_mnist(path: Path = MNIST_NPZ, verify: bool = True) -> Mnist:
                         "`python scripts/make_mnist_npz.py`")
     with np.load(path, allow_pickle=False) as npz:
         return Mnist(**{name: npz[name] for name in Mnist.__dataclass_fields__})
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_mnist() -> Mnist:
+    """``load_mnist()`` once per process (verified, 55 MB): for callers that need it repeatedly,
+    such as hidden tests and the kit's own tests. Treat the arrays as read-only."""
+    return load_mnist()
 
 
 def fastai_config(home: Path | None = None):

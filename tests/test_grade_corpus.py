@@ -180,8 +180,10 @@ def test_nbgrader_names_the_files_it_cannot_read(batch):
     not UTF-8, or a notebook under another name, stops there (mnistkit grade-class grades them).
     Does nbgrader's own log name each such student, so an instructor knows whom to look at?"""
     log = batch["nbgrader"].stdout + batch["nbgrader"].stderr
+    submitted = batch["course"] / "submitted"
     for name in corpus.NBGRADER_LIMITS - {"missing_notebook"}:
-        assert f"for student '{name}'" in log or name in log, name
+        assert f"error processing assignment: {submitted / name / toy.ASSIGNMENT}" in log, name
+    assert f"No notebooks were matched by '{submitted / 'missing_notebook' / toy.ASSIGNMENT}" in log
 
 
 def test_interrupted_batch_resumes_without_grading_anyone_twice(tmp_path):

@@ -8,18 +8,16 @@ import functools
 import pytest
 import torch
 
-from mnistkit.data import load_mnist
+from mnistkit.data import shipped_mnist
 from solutions import a1_pixel_similarity as ref
 
 
-@functools.lru_cache(maxsize=None)
-def mnist():
-    return load_mnist()
+mnist = shipped_mnist
 
 
 @functools.lru_cache(maxsize=None)
 def chapter():
-    return ref.chapter_data(mnist())
+    return ref.chapter_data(shipped_mnist())
 
 
 def test_chapter_sample_image_is_the_second_sorted_three():

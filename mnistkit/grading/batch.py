@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,24 +25,13 @@ from typing import Callable
 
 from mnistkit import catalog
 from mnistkit.grading import run
+from mnistkit.grading.results import write_atomically
+from mnistkit.paths import SOLUTIONS
 
 FINGERPRINT_FILE = "graded.json"
 RESULTS_FILE = "results.json"
 SUMMARY_FILE = "summary.txt"
 SCORES_FILE = "scores.csv"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _hash_files(digest, root: Path) -> None:
@@ -62,7 +50,7 @@ def grading_fingerprint(assignment: str, course: run.Course) -> str:
     """What every student of this run is graded with: hidden tests, references, seed."""
     digest = hashlib.sha256(assignment.encode())
     _hash_files(digest, course.autograder)
-    reference = Path(run.__file__).resolve().parents[2] / "solutions" / f"{assignment}.py"
+    reference = SOLUTIONS / f"{assignment}.py"
     if reference.is_file():
         digest.update(reference.read_bytes())
     digest.update(os.environ.get("MNISTKIT_GRADING_SEED", "").encode())

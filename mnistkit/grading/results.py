@@ -9,8 +9,23 @@ show hidden test code.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass
@@ -85,7 +100,6 @@ class Results:
         }
 
     def write(self, path: Path) -> Path:
-        from mnistkit.grading.batch import write_atomically
         path = Path(path)
         write_atomically(path, json.dumps(self.to_gradescope(), indent=2) + "\n")
         return path

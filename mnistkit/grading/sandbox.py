@@ -161,6 +161,11 @@ class _ProcessCap:
     def available(self) -> bool:
         return self.path is not None
 
+    @classmethod
+    def supported(cls) -> bool:
+        """Whether this machine lets the grader make a pids cgroup (nothing is created)."""
+        return any(cls._usable(root) for root in PIDS_ROOTS)
+
     def join(self) -> None:
         """Runs in the sandbox's first process before exec (Popen's preexec_fn)."""
         if self.path is not None:

@@ -7,8 +7,8 @@ so an exercise it does not touch must keep its points: ``expect`` gives both sco
 is a piece of text the student must find in results.json (feedback or notes) when points are
 lost. A case is made by one of: ``answers`` (answer cells replaced), ``edit`` (a function
 changing the notebook), or ``raw`` (a function writing the submission folder itself, for broken
-files). ``nbgrader``: what `nbgrader autograde` records when it differs from `mnistkit`
-(None = nbgrader cannot read the file at all; see ``NBGRADER_LIMITS``).
+files). ``nbgrader_reads``: False where `nbgrader autograde` cannot read the submission itself
+(see ``NBGRADER_LIMITS``); everywhere else it must record the same scores.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class Case:
     answers: dict = field(default_factory=dict)
     edit: Callable | None = None                # nb -> nb
     raw: Callable | None = None                 # (folder, reference_nb) -> None
-    nbgrader: dict | None | str = "same"        # "same": as expect; None: not gradable there
+    nbgrader_reads: bool = True
 
 
 def _cells(nb, grade_id):
@@ -71,7 +71,7 @@ def _duplicate_graded_cells(nb):
 
 
 def _reorder_cells(nb):
-    nb.cells = list(reversed(nb.cells[:1])) + nb.cells[1:][::-1]
+    nb.cells = nb.cells[:1] + nb.cells[:0:-1]    # the title first, then every other cell backwards
     return nb
 
 
@@ -200,12 +200,12 @@ CASES = [
         "    try:\n        socket.create_connection((host, PORT), timeout=2).sendall(b'pwned')\n"
         "    except OSError:\n        pass\n" + RIGHT_DOUBLE)}),
     # --- broken files ------------------------------------------------------------------------------
-    Case("invalid_json", "broken", NOTHING, "not a valid notebook", raw=_invalid_json, nbgrader=None),
+    Case("invalid_json", "broken", NOTHING, "not a valid notebook", raw=_invalid_json, nbgrader_reads=False),
     Case("nbformat_v3", "broken", FULL, raw=_nbformat_v3),
-    Case("missing_notebook", "broken", NOTHING, "toy_basics.ipynb", raw=_missing, nbgrader=None),
-    Case("renamed_notebook", "broken", FULL, raw=_renamed, nbgrader=None),
+    Case("missing_notebook", "broken", NOTHING, "toy_basics.ipynb", raw=_missing, nbgrader_reads=False),
+    Case("renamed_notebook", "broken", FULL, raw=_renamed, nbgrader_reads=False),
     Case("extra_notebooks", "broken", FULL, raw=_extra_notebooks),
-    Case("latin1_text", "broken", FULL, raw=_latin1, nbgrader=None),
+    Case("latin1_text", "broken", FULL, raw=_latin1, nbgrader_reads=False),
     Case("huge_embedded_image", "broken", FULL, edit=_huge_image),
     Case("cells_without_source", "broken", FULL, edit=_empty_cells),
     # --- honest but unusual ------------------------------------------------------------------------
@@ -220,7 +220,7 @@ CASES = [
 # nbgrader reads the file itself before any kit code runs: a file that is not JSON or not UTF-8,
 # or a notebook under another name, never reaches the kit there; nbgrader reports the error and
 # leaves that student's scores blank (mnistkit grade-class grades them).
-NBGRADER_LIMITS = {c.name for c in CASES if c.nbgrader is None}
+NBGRADER_LIMITS = {c.name for c in CASES if not c.nbgrader_reads}
 
 
 def make_submission(case: Case, folder: Path, reference_nb, with_answers) -> None:
