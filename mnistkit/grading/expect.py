@@ -4,9 +4,36 @@ A failed check raises ``Mismatch`` with a message that says *what* was wrong (sh
 values on which kind of input, technique) but never the reference's values or the test code.
 Only these messages, and ``SubmissionProblem`` messages, reach feedback; any other exception
 in a test is reported as a grader error.
+
+The rules every comparison follows (one place, so no exercise can get them wrong):
+
+* **The reference is never converted to the answer's kind.** The answer is turned into a
+  tensor as it is; the reference decides which *kinds* of numbers are acceptable:
+
+  ============  ==========================================  =========================
+  reference     accepted answers by default                 widen with ``kinds=``
+  ============  ==========================================  =========================
+  bool          bool only                                   --
+  integer       integer (any width, signed or not)          ``"if"``: floats too
+  floating      floating (float16, bfloat16, 32, 64)        ``"fi"``: integers too
+  complex       complex only                                --
+  ============  ==========================================  =========================
+
+  A bool answer never matches a numeric reference (``torch.tensor(True)`` is not ``1.0``),
+  and a number never matches a bool reference. Python ``bool``/``int``/``float`` and NumPy
+  scalars have the kind of their type.
+* **Shapes are exact**: no broadcasting, and a 0-d tensor differs from a 1-element one, unless
+  the check says ``number=True`` (any single number: a Python number, a 0-d or a 1-element
+  tensor or array).
+* **Values**: floating comparisons in float64 with ``rtol``/``atol``; ``nan`` matches only
+  ``nan`` and an answer with ``nan``/``inf`` where the reference is finite is wrong; integer
+  and bool comparisons are exact.
 """
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 
 
@@ -15,17 +42,64 @@ class Mismatch(AssertionError):
 
 
 def check(condition: bool, message: str) -> None:
-    if not condition:
+    """``condition`` is the grader's own verdict (a bool computed from plain data)."""
+    if not bool(condition):
         raise Mismatch(message)
 
 
+KIND_NAMES = {"b": "True/False values", "i": "integers", "f": "floating-point numbers",
+              "c": "complex numbers"}
+
+
+def kind_of(t: torch.Tensor) -> str:
+    """'b', 'i', 'f' or 'c': the kind of a tensor's dtype."""
+    if t.dtype == torch.bool:
+        return "b"
+    if t.is_complex():
+        return "c"
+    if t.is_floating_point():
+        return "f"
+    return "i"
+
+
 def as_tensor(value, what: str) -> torch.Tensor:
+    """The answer as a tensor, of the kind it already has (a Python bool stays bool)."""
     if isinstance(value, torch.Tensor):
-        return value
+        return value.detach()
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        raise Mismatch(f"{what} should be a tensor (or numbers), got {type(value).__name__}")
     try:
-        return torch.as_tensor(value)
+        t = torch.as_tensor(np.asarray(value) if isinstance(value, np.ndarray) else value)
     except Exception:
         raise Mismatch(f"{what} should be a tensor (or numbers), got {type(value).__name__}") from None
+    return t.detach()
+
+
+def _reference_tensor(reference) -> torch.Tensor:
+    """The grader's own value as a tensor; it is trusted, so a failure here is a kit bug."""
+    if isinstance(reference, torch.Tensor):
+        return reference.detach()
+    return torch.as_tensor(reference)
+
+
+def accepted_kinds(reference: torch.Tensor, kinds: str | None = None) -> str:
+    own = kind_of(reference)
+    if kinds is None:
+        return own
+    if own not in kinds:
+        raise ValueError(f"kinds={kinds!r} must include the reference's own kind {own!r}")
+    if own in "bc" and kinds != own:
+        raise ValueError("bool and complex references accept only their own kind")
+    return kinds
+
+
+def expect_kind(got: torch.Tensor, want: torch.Tensor, what: str, where: str = "",
+                kinds: str | None = None) -> None:
+    allowed = accepted_kinds(want, kinds)
+    mine = kind_of(got)
+    if mine not in allowed:
+        wanted = " or ".join(KIND_NAMES[k] for k in allowed)
+        raise Mismatch(f"{what} holds {KIND_NAMES[mine]} ({got.dtype}){where}, expected {wanted}")
 
 
 def expect_shape(value, shape, what: str) -> torch.Tensor:
@@ -42,20 +116,29 @@ def expect_dtype(value, dtype, what: str) -> torch.Tensor:
 
 
 def expect_close(value, reference, what: str, on: str = "", rtol: float = 1e-4,
-                 atol: float = 1e-5, check_dtype: bool = False) -> torch.Tensor:
-    """Shape, optionally dtype, then values; ``on`` names the kind of input (e.g.
-    'a random batch of 7 images') so the student knows where to look."""
+                 atol: float = 1e-5, check_dtype: bool = False, kinds: str | None = None,
+                 number: bool = False) -> torch.Tensor:
+    """Kind, shape, optionally the exact dtype, then values (module docstring: the rules).
+    ``on`` names the kind of input (e.g. 'a random batch of 7 images') so the student knows
+    where to look."""
     where = f" on {on}" if on else ""
+    want = _reference_tensor(reference)
     got = as_tensor(value, what)
-    want = torch.as_tensor(reference)
+    expect_kind(got, want, what, where, kinds)
+    if number:
+        check(want.numel() == 1, "number=True needs a single-number reference")   # kit bug
+        check(got.numel() == 1, f"{what} should be a single number{where}, got {got.numel()} values")
+        got, want = got.reshape(()), want.reshape(())
     check(tuple(got.shape) == tuple(want.shape),
           f"{what} has shape {tuple(got.shape)}{where}, expected {tuple(want.shape)}")
     if check_dtype:
         check(got.dtype == want.dtype, f"{what} has dtype {got.dtype}{where}, expected {want.dtype}")
-    if want.dtype == torch.bool or got.dtype == torch.bool:
-        check(torch.equal(got.bool(), want.bool()), f"{what} has wrong True/False values{where}")
+    if kind_of(want) == "b" or (kind_of(want) == "i" and kind_of(got) == "i"):
+        check(torch.equal(got.to(torch.int64), want.to(torch.int64)),
+              f"{what} has wrong {'True/False values' if kind_of(want) == 'b' else 'values'}{where}")
         return got
-    got_f, want_f = got.detach().double(), want.detach().double()
+    cast = torch.complex128 if kind_of(want) == "c" else torch.float64
+    got_f, want_f = got.to(cast), want.to(cast)
     check(bool(torch.isfinite(got_f).all()) or not bool(torch.isfinite(want_f).all()),
           f"{what} contains nan or inf{where}")
     close = torch.isclose(got_f, want_f, rtol=rtol, atol=atol, equal_nan=True)
@@ -66,6 +149,42 @@ def expect_close(value, reference, what: str, on: str = "", rtol: float = 1e-4,
     return got
 
 
+def expect_number(value, what: str, kinds: str = "fi") -> float:
+    """A single real number as a Python float (a Python number, or a 0-d or 1-element tensor
+    or array of the accepted ``kinds``); a bool is not a number here."""
+    if isinstance(value, (bool, np.bool_)):
+        raise Mismatch(f"{what} should be a number, got a True/False value")
+    if isinstance(value, numbers.Real):
+        kind = "i" if isinstance(value, numbers.Integral) else "f"
+        check(kind in kinds, f"{what} should be {' or '.join(KIND_NAMES[k] for k in kinds)}")
+        return float(value)
+    t = as_tensor(value, what)
+    check(kind_of(t) in kinds, f"{what} holds {KIND_NAMES[kind_of(t)]}, expected "
+                               f"{' or '.join(KIND_NAMES[k] for k in kinds)}")
+    check(t.numel() == 1, f"{what} should be a single number, got {t.numel()} values")
+    return float(t.reshape(()))
+
+
+def _same_plain(got, want) -> bool:
+    """Equality of plain data where the answer must have the reference's own types: 1 is not
+    True, 1.0 is not 1, a tuple is not a list; tensors compared exactly, kind and shape first."""
+    if isinstance(want, torch.Tensor) or isinstance(got, torch.Tensor):
+        if not (isinstance(want, torch.Tensor) and isinstance(got, torch.Tensor)):
+            return False
+        return (kind_of(got) == kind_of(want) and got.shape == want.shape
+                and bool(torch.equal(got.detach().to(want.dtype), want.detach())))
+    if type(got) is not type(want):
+        return False
+    if isinstance(want, (list, tuple)):
+        return len(got) == len(want) and all(_same_plain(g, w) for g, w in zip(got, want))
+    if isinstance(want, dict):
+        return got.keys() == want.keys() and all(_same_plain(got[k], want[k]) for k in want)
+    if isinstance(want, float) and want != want:
+        return got != got
+    return bool(got == want)
+
+
 def expect_equal(value, reference, what: str, on: str = "") -> None:
+    """Exact equality of plain data, types included (see ``_same_plain``)."""
     where = f" on {on}" if on else ""
-    check(value == reference, f"{what} is not what was expected{where}")
+    check(_same_plain(value, reference), f"{what} is not what was expected{where}")

@@ -58,6 +58,14 @@ def exercise_of(item) -> str | None:
     return marker.args[0] if marker else None
 
 
+def weight_of(item) -> float:
+    """A check's share of its exercise (default 1). A check the grader cannot fully verify
+    (it rests on what the student's sandbox reports) gets a small weight, so that it is at
+    most a tenth of its exercise: ``@pytest.mark.exercise("init_params", weight=0.1)``."""
+    marker = item.get_closest_marker("exercise")
+    return float(marker.kwargs.get("weight", 1.0)) if marker else 1.0
+
+
 @pytest.fixture(scope="session")
 def student(request):
     notebook = request.config.getoption("--notebook")
@@ -124,7 +132,8 @@ def pytest_runtest_makereport(item, call):
         else:
             status, message = _feedback(call.excinfo)
         item.config._mnistkit_checks.append(dict(
-            exercise=exercise, check=item.name, status=status, message=message))
+            exercise=exercise, check=item.name, status=status, message=message,
+            weight=weight_of(item)))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -154,12 +163,14 @@ class _CollectErrors:
 
 
 def scores(checks: list[dict], exercises: dict) -> dict:
-    """Per-exercise score from check outcomes; exercises with no checks run score 0."""
+    """Per-exercise score from check outcomes, each check counting its weight; exercises with
+    no checks run score 0."""
     result = {}
     for ex_id, ex in exercises.items():
         mine = [c for c in checks if c["exercise"] == ex_id]
-        passed = sum(c["status"] == "passed" for c in mine)
-        score = round(ex.points * passed / len(mine), 4) if mine else 0.0
+        total = sum(c.get("weight", 1.0) for c in mine)
+        passed = sum(c.get("weight", 1.0) for c in mine if c["status"] == "passed")
+        score = round(ex.points * passed / total, 4) if mine and total > 0 else 0.0
         result[ex_id] = dict(points=ex.points, score=score, checks=mine)
     return result
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistkit.data import FULL_NAME, STANDIN_NAME
-from mnistkit.grading import wire
+from mnistkit.grading import wire, wire_audit
 from mnistkit.grading.student import (CellRun, NotDefined, NotPlainData, Student,
                                       StudentCodeError, StudentCrashed, StudentTimeout,
                                       SubmissionProblem, code_cells)
@@ -387,6 +387,7 @@ class _Box:
         deadline = time.monotonic() + seconds
         out = b""
         if request is not None:
+            wire_audit.record(request)
             payload = wire.encode(request)
             out = struct.pack(">I", len(payload)) + payload
         header, body, need = b"", b"", 4
