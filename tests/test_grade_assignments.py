@@ -5,13 +5,18 @@ Mutants are graded in two batches per assignment (every other exercise mutated a
 exercise is seen both mutated (must lose points) and untouched next to mutated neighbours (must
 keep full points): four sandboxed gradings per assignment instead of one per mutant.
 """
+import contextlib
 import importlib
+import json
+import os
 import time
 
 import pytest
 
 from mnistkit import catalog, examples
+from mnistkit.grading import wire_audit
 from mnistkit.grading.run import grade_submission
+from mnistkit.paths import ROOT
 
 from .conftest import TIMINGS
 
@@ -24,11 +29,49 @@ def auto_points(assignment):
     return {ex.id: ex.points for ex in catalog.load() if ex.assignment == assignment and ex.kind == "auto"}
 
 
+def reference_lines() -> set[str]:
+    """Every line of 30+ characters (stripped) of the reference solutions."""
+    return {line.strip() for path in (ROOT / "solutions").glob("*.py")
+            for line in path.read_text().splitlines() if len(line.strip()) >= 30}
+
+
+@contextlib.contextmanager
+def audited_wire(log):
+    """Record every request the grader sends into the sandbox (mnistkit.grading.wire_audit)."""
+    old = os.environ.get(wire_audit.VARIABLE)
+    os.environ[wire_audit.VARIABLE] = str(log)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(wire_audit.VARIABLE, None)
+        else:
+            os.environ[wire_audit.VARIABLE] = old
+
+
+def reference_code_sent(log) -> list[str]:
+    """Lines of solutions/*.py found in what the grader sent, other than the notebook's own
+    cells (a student's cells are theirs: the reference submission's hold the reference)."""
+    lines, found = reference_lines(), []
+    requests = [json.loads(row) for row in log.read_text().splitlines()]
+    assert requests, "the wire audit recorded nothing: grading did not go through the sandbox"
+    for request in requests:
+        if request["op"] == "cell":
+            continue
+        for text in request["strings"]:
+            found += [f"{request['op']}: {line}" for line in lines if line in text]
+    return sorted(set(found))
+
+
 def grade(folder, assignment, label):
+    """Grade in the sandbox, auditing the wire: no request may carry reference code."""
+    log = folder.parent / f"wire-{assignment}-{label.replace(' ', '-')}.jsonl"
     start = time.perf_counter()
-    results = grade_submission(folder, assignment)
+    with audited_wire(log):
+        results = grade_submission(folder, assignment)
     TIMINGS[f"grade {assignment} ({label})"] = time.perf_counter() - start
     assert results.problems == [], results.problems   # kit problems: missing or broken checks
+    assert reference_code_sent(log) == []
     return results
 
 
@@ -88,3 +131,15 @@ def test_looking_up_test_labels_earns_no_accuracy_point(tmp_path, mnist_data_dir
     assert len(accuracy) == 4 and set(accuracy.values()) == {"failed"}, accuracy
     assert checks["test_make_model_shape_and_size"]["status"] == "passed"
     assert "test accuracy" in checks["test_trained_model_accuracy[90%]"]["message"]
+
+
+def test_the_wire_audit_finds_reference_code(tmp_path):
+    """Would the audit above notice a probe that carries a reference line (and ignore the
+    notebook's own cells)? A check of the check, on a hand-made log."""
+    line = sorted(reference_lines())[0]
+    log = tmp_path / "wire.jsonl"
+    log.write_text(json.dumps({"op": "cell", "strings": [line]}) + "\n")
+    assert reference_code_sent(log) == []
+    with log.open("a") as f:
+        f.write(json.dumps({"op": "run", "strings": ["code", f"x = 1\n    {line}\n"]}) + "\n")
+    assert reference_code_sent(log) == [f"run: {line}"]
