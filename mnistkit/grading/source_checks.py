@@ -13,7 +13,7 @@ helper is still seen. ``python_loops`` and ``evasions`` list what is found there
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnistkit.grading.expect import Mismatch
@@ -68,39 +68,80 @@ class FunctionCode:
     name: str
     nodes: dict          # function name -> its syntax tree node (the answer and its helpers)
     cell_source: str     # the source of the cell that defines ``name``
+    # evasions anywhere in the cells the student writes (a later cell can rebind an answer with
+    # `exec` or `globals()`, so these count against every answer's technique)
+    elsewhere: list = field(default_factory=list)
 
 
-def _notebook_definitions(notebook) -> tuple[dict[str, ast.AST], dict[str, str]]:
-    """The last definition of every top-level function in the notebook (what the notebook's
-    namespace holds after a run in order), answer cells (``<name>-answer``) taking precedence."""
-    defs, sources, answer_defs = {}, {}, {}
-    for grade_id, source in code_cells(notebook):
+def _student_cells(notebook):
+    """Code cells the student writes: answer cells and cells they added (no grade id). Locked
+    and self-check cells are restored from the release before grading."""
+    return [(grade_id, source) for grade_id, source in code_cells(notebook)
+            if grade_id is None or grade_id.endswith("-answer")]
+
+
+def _bindings(tree) -> dict[str, ast.AST | None]:
+    """Top-level names a cell binds, in order: a readable function (def, ``name = lambda``) or
+    None for any other binding (an assignment, an import, a loop variable, ``del``)."""
+    found: dict[str, ast.AST | None] = {}
+    for node in getattr(tree, "body", []):
+        readable = _definitions(ast.Module(body=[node], type_ignores=[]))
+        found.update(readable)
+        if readable:
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+                found[sub.id] = None
+            elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found[sub.name] = None       # a def inside an `if`/`try`/`with`: not read
+            elif isinstance(sub, ast.alias):
+                found[(sub.asname or sub.name).split(".")[0]] = None
+    return found
+
+
+def _notebook_definitions(notebook) -> tuple[dict[str, ast.AST | None], dict[str, str]]:
+    """What each top-level name is bound to after the notebook runs top to bottom: the *last*
+    binding wins, as in the namespace the grader questions (a clean answer cell followed by a
+    cell that redefines the function is graded on the redefinition)."""
+    defs, sources = {}, {}
+    for _, source in code_cells(notebook):
         tree = parse_cell(source)
         if tree is None:
             continue
-        for name, node in _definitions(tree).items():
+        for name, node in _bindings(tree).items():
             defs[name], sources[name] = node, source
-            if grade_id == f"{name}-answer":
-                answer_defs[name] = (node, source)
-    for name, (node, source) in answer_defs.items():
-        defs[name], sources[name] = node, source
     return defs, sources
+
+
+def _cell_evasions(notebook) -> list[str]:
+    found = []
+    for grade_id, source in _student_cells(notebook):
+        tree = parse_cell(source)
+        if tree is None:
+            continue
+        where = f"the cell {grade_id}" if grade_id else "a cell you added"
+        found += [f"{what} (in {where})" for what in
+                  evasions(FunctionCode("cell", {"cell": tree}, source))]
+    return found
 
 
 def function_code(notebook, name: str) -> FunctionCode:
     defs, sources = _notebook_definitions(notebook)
     if name not in defs:
         raise Mismatch(f"could not find a `def {name}(...)` in your notebook")
+    if defs[name] is None:
+        raise Mismatch(f"`{name}` is last bound by something other than a `def` (an assignment, "
+                       "an import or a loop), so the grader cannot read its code")
     nodes, todo = {}, [name]
     while todo:
         current = todo.pop()
-        if current in nodes or current not in defs:
+        if current in nodes or defs.get(current) is None:
             continue
         nodes[current] = defs[current]
         for node in ast.walk(defs[current]):
-            if isinstance(node, ast.Name) and node.id in defs and node.id not in nodes:
+            if isinstance(node, ast.Name) and defs.get(node.id) is not None and node.id not in nodes:
                 todo.append(node.id)
-    return FunctionCode(name, nodes, sources[name])
+    return FunctionCode(name, nodes, sources[name], _cell_evasions(notebook))
 
 
 def _call_name(node: ast.Call) -> str | None:
@@ -154,7 +195,7 @@ def evasions(code: FunctionCode) -> list[str]:
             elif isinstance(node, ast.Name) and node.id.startswith("__") \
                     and node.id not in ALLOWED_DUNDERS:
                 found.append(f"`{node.id}`")
-    return sorted(set(found))
+    return sorted(set(found) | set(code.elsewhere))
 
 
 def in_place_operations(code: FunctionCode, arguments_only: bool = True) -> list[str]:
