@@ -2,7 +2,9 @@
 
 Each entry is (description, replacement source for the exercise's ``<id>-answer`` cell). A
 notebook that is the source notebook with only that cell replaced must lose points on that
-exercise and on no other one.
+exercise and on no other one. tests/test_grade_assignments.py grades the first entry of each
+list in the sandbox, so the first entries are the ones issue 10 is about where it applies (a
+True/False `l1_distance`, a looping `mnist_distance` hidden from torch-call counting).
 """
 
 MUTANTS: dict[str, list[tuple[str, str]]] = {
@@ -75,6 +77,8 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          "def rank_from_shape(shape):\n    return 3\n"),
     ],
     "l1_distance": [
+        ("returns True/False (do the images differ?) instead of a distance",
+         "def l1_distance(a, b):\n    return (a != b).any()\n"),
         ("forgets the absolute value",
          "def l1_distance(a, b):\n    return (a - b).mean()\n"),
         ("sum instead of mean",
@@ -112,6 +116,12 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          "def doubled_corner(n, k=2):\n    return tensor([[10, 12], [16, 18]])\n"),
     ],
     "mnist_distance": [
+        ("a Python loop over the images, hidden from torch-call counting (right values)",
+         "def mnist_distance(a, b):\n"
+         "    with torch._C.DisableTorchFunction():\n"
+         "        if a.ndim == 2:\n"
+         "            return (a - b).abs().mean()\n"
+         "        return torch.stack([mnist_distance(x, b) for x in a])\n"),
         ("a Python loop over the images (right values)",
          "def mnist_distance(a, b):\n"
          "    if a.ndim == 2:\n"
