@@ -2,8 +2,8 @@
 Descent" to "Stochastic gradient descent and mini-batches"). Names are exercise ids.
 
 The source notebook's solution blocks behave the same way; the hidden autograder
-(autograder/test_a2_gradient_descent.py) compares student answers with these on fresh inputs
-and injects the helpers below into its probes, so a bug in one exercise costs points only there.
+(autograder/test_a2_gradient_descent.py) compares student answers with these on fresh inputs,
+in the grader only: nothing of this module is sent into the student's sandbox.
 fastai is imported lazily (only ``batches_of`` needs it) to keep this module quick to import.
 """
 from __future__ import annotations

@@ -132,6 +132,9 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
         ("exp(x) / (1 + exp(x)): nan for large inputs",
          "def sigmoid(x):\n"
          "    return torch.exp(x) / (1 + torch.exp(x))\n"),
+        ("a step instead of a squashing curve: True/False where x > 0",
+         "def sigmoid(x):\n"
+         "    return x > 0\n"),
     ],
     "mnist_loss_sigmoid": [
         ("forgot the sigmoid",
@@ -149,6 +152,15 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          "def accuracy_slope(preds, targets, eps):\n"
          "    acc = lambda p: ((p > 0.5) == (targets == 1)).float().mean()\n"
          "    return torch.full(preds.shape, float((acc(preds + eps) - acc(preds)) / eps))\n"),
+        ("says whether the accuracy moved (True/False) instead of how fast",
+         "def accuracy_slope(preds, targets, eps):\n"
+         "    acc = lambda p: ((p > 0.5) == (targets == 1)).float().mean()\n"
+         "    out = torch.zeros(preds.shape, dtype=torch.bool)\n"
+         "    for i in range(preds.numel()):\n"
+         "        q = preds.clone()\n"
+         "        q.view(-1)[i] += eps\n"
+         "        out.view(-1)[i] = acc(q) != acc(preds)\n"
+         "    return out\n"),
         ("forgot to divide by eps",
          "def accuracy_slope(preds, targets, eps):\n"
          "    acc = lambda p: ((p > 0.5) == (targets == 1)).float().mean()\n"
