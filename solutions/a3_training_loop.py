@@ -5,8 +5,8 @@ The chapter: https://github.com/fastai/fastbook/blob/master/04_mnist_basics.ipyn
 Like the chapter, some functions read notebook globals: ``linear1`` reads ``weights`` and
 ``bias``, ``simple_net`` reads ``w1, b1, w2, b2``, ``train_epoch`` loops over ``dl`` and
 ``validate_epoch`` over ``valid_dl``. ``with_globals`` gives a copy of such a function that
-sees other values for those names (the hidden autograder does the same to student functions
-in its probes, so they run on its data and with reference helpers).
+sees other values for those names (the hidden autograder gives student functions its own
+values for them through ``mnistkit.grading.isolation``; no reference code enters the sandbox).
 fastai is imported lazily (only ``make_learner`` needs it) to keep this module quick to import.
 """
 from __future__ import annotations

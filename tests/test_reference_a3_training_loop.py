@@ -3,9 +3,12 @@
 No notebook runs here: the reference functions get the chapter's images straight from the
 shipped MNIST file (``mnistkit.data.load_mnist``), in the notebook's order, and the globals the
 chapter's functions read (`weights`, `dl`, `valid_dl`, ...) are supplied with
-``ref.with_globals``.
+``ref.with_globals``. The last tests check pieces of the hidden grader that need no notebook run:
+its technique rules (read from answer cells' syntax trees) and its stand-in functions.
 """
 import functools
+import importlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,3 +164,92 @@ def test_no_bias_quiz_answers():
     w = torch.randn(784, 1)
     assert (torch.zeros(1, 784) @ w).item() == ref.no_bias_output
     assert ref.bias_needed_for_blank is True
+
+
+# --- The hidden grader's own pieces (issue 10): its stand-ins and its technique rules ---------
+# Imported as a module (its checks are not collected here): the rules are read from the answer
+# cells' syntax trees only, so these tests stay fast and run no notebook.
+hidden = importlib.import_module("autograder.test_a3_training_loop")
+
+ASSIGNMENT = "a3_training_loop"
+RULES = {"flatten_images": hidden.view_problems, "init_params": hidden.leaf_problems,
+         "linear1": hidden.loop_problems, "relu": hidden.in_place_problems,
+         "relu_module": hidden.module_problems}
+# The mutants (tests/mutants/) that compute the right values with the wrong technique: only the
+# technique rule can catch them, since a rule decided in the sandbox could be forged.
+TECHNIQUE_CHEATS = {
+    "flatten_images": ["copies each image in a loop instead of making a view",
+                       "reshapes a copy of the images (clone): right values, but not a view",
+                       "views a copy made by arithmetic"],
+    "init_params": ["requires grad before scaling, so the result is not a leaf",
+                    "requires grad, then scales in a second line: not a leaf",
+                    "forgets requires_grad"],
+    "linear1": ["loops over the images in Python",
+                "loops over the images with the loop hidden from TorchFunctionMode",
+                "loops with map instead of a for"],
+    "relu": ["changes x in place", "clamps x itself in place and returns it",
+             "zeroes the negatives through a view of x", "F.relu with inplace=True"],
+    "relu_module": ["returns the function F.relu", "returns the class instead of an instance"],
+}
+
+
+def notebook_with(tmp_path, answers: dict[str, str]) -> Path:
+    from mnistkit import examples
+    filled = examples.reference_answers(ASSIGNMENT)
+    filled.update(answers)
+    folder = examples.with_answers(ASSIGNMENT, filled, tmp_path)
+    return next(folder.glob("*.ipynb"))
+
+
+def problems(notebook, exercise):
+    from mnistkit.grading import source_checks
+    return RULES[exercise](source_checks.function_code(notebook, exercise))
+
+
+def test_technique_rules_accept_the_reference_answers(tmp_path):
+    """Does every technique rule of the hidden grader pass the reference's own answer cells
+    (and a few other right ways to write them that the notebook allows)?"""
+    right_ways = {
+        "flatten_images": "def flatten_images(images):\n    n, h, w = images.shape\n"
+                          "    flat = images.reshape(n, h*w)\n    return flat\n",
+        "init_params": "def init_params(size, std=1.0):\n    t = torch.randn(size) * std\n"
+                       "    t.requires_grad_()\n    return t\n",
+        "relu": "def relu(x):\n    y = x.clone()\n    y[y < 0] = 0\n    return y\n",
+        "relu_module": "class MyReLU(nn.Module):\n    def forward(self, x): return x.clamp(min=0)\n\n"
+                       "def relu_module():\n    return MyReLU()\n",
+    }
+    reference = notebook_with(tmp_path / "reference", {})
+    others = notebook_with(tmp_path / "others", right_ways)
+    found = {ex: problems(reference, ex) for ex in RULES}
+    found.update({f"{ex} (another right way)": problems(others, ex) for ex in right_ways})
+    assert found == {name: [] for name in found}
+
+
+def test_technique_rules_catch_every_technique_cheat(tmp_path):
+    """Does each technique rule reject the mutants that get its exercise's technique wrong?"""
+    from tests.mutants.a3_training_loop import MUTANTS
+    missed = []
+    for exercise, descriptions in TECHNIQUE_CHEATS.items():
+        sources = dict(MUTANTS[exercise])
+        for i, description in enumerate(descriptions):
+            notebook = notebook_with(tmp_path / f"{exercise}-{i}", {exercise: sources[description]})
+            if not problems(notebook, exercise):
+                missed.append(f"{exercise}: {description}")
+    assert missed == []
+
+
+def test_stand_ins_are_not_the_answers():
+    """Are the grader's stand-ins different from the reference (so a student who writes the
+    dependency out instead of calling it by name is seen), and its loss a working loss?"""
+    torch.manual_seed(1)
+    scores, labels = torch.randn(50, 1), torch.randint(0, 2, (50, 1))
+    loss = hidden.LOSS.function()
+    assert not torch.isclose(loss(scores, labels), ref.mnist_loss(scores, labels))
+    metric = hidden.METRIC.function()
+    assert not torch.isclose(metric(scores, labels), ref.batch_accuracy(scores, labels))
+    grads = []
+    for calc_grad in (hidden.STEP.function(), ref.calc_grad):
+        w = torch.zeros(3, 1).requires_grad_()
+        calc_grad(torch.randn(50, 3), labels, lambda xb: xb @ w)
+        grads.append(w.grad)
+    assert grads[0] is not None and not torch.allclose(grads[0], grads[1])

@@ -19,6 +19,14 @@ def flatten_images(images):
 def flatten_images(images):
     return images.transpose(1, 2).reshape(len(images), -1)
 """),
+        ("reshapes a copy of the images (clone): right values, but not a view", """
+def flatten_images(images):
+    return images.reshape(len(images), -1).clone()
+"""),
+        ("views a copy made by arithmetic", """
+def flatten_images(images):
+    return (images * 1).view(len(images), -1)
+"""),
     ],
     "zip_pairs": [
         ("returns the zip object, not a list", """
@@ -55,6 +63,11 @@ def init_params(size, std=1.0):
 def init_params(size, std=1.0):
     return torch.randn(size) * std
 """),
+        ("requires grad, then scales in a second line: not a leaf", """
+def init_params(size, std=1.0):
+    t = torch.randn(size).requires_grad_()
+    return t * std
+"""),
     ],
     "blank_image_quiz": [
         ("thinks a blank image scores something other than 0", """
@@ -78,6 +91,15 @@ def linear1(xb):
         ("sums over the whole batch instead of per image", """
 def linear1(xb):
     return (xb*weights.T).sum() + bias
+"""),
+        ("loops over the images with the loop hidden from TorchFunctionMode", """
+def linear1(xb):
+    with torch._C.DisableTorchFunction():
+        return torch.stack([x@weights + bias for x in xb])
+"""),
+        ("loops with map instead of a for", """
+def linear1(xb):
+    return torch.stack(list(map(lambda x: x@weights + bias, xb)))
 """),
     ],
     "calc_grad": [
@@ -259,6 +281,20 @@ def relu(x):
         ("a Python loop over the numbers, which loses the shape", """
 def relu(x):
     return tensor([max(v, 0.0) for v in x.flatten().tolist()])
+"""),
+        ("clamps x itself in place and returns it", """
+def relu(x):
+    return x.clamp_(min=0)
+"""),
+        ("zeroes the negatives through a view of x", """
+def relu(x):
+    flat = x.view(-1)
+    flat[flat < 0] = 0
+    return x
+"""),
+        ("F.relu with inplace=True", """
+def relu(x):
+    return F.relu(x, inplace=True)
 """),
     ],
     "relu_module": [
