@@ -66,6 +66,14 @@ def test_an_evasion_in_any_cell_the_student_writes_counts(tmp_path):
     assert sc.evasions(sc.function_code(locked, "f")) == []
 
 
+def test_an_evasion_in_another_exercises_answer_costs_that_exercise_only(tmp_path):
+    """A forged answer never costs another exercise anything: `import gc` in g's answer cell
+    is g's problem, not f's."""
+    path = notebook(tmp_path, CLEAN, ("g-answer", "import gc\ndef g(x):\n    return x\n"))
+    assert sc.evasions(sc.function_code(path, "f")) == []
+    assert "`import gc` (in the cell g-answer)" in sc.evasions(sc.function_code(path, "g"))
+
+
 @pytest.mark.parametrize("rebinding", ["f = make_f()\n", "from helpers import f\n",
                                        "if True:\n    def f(x):\n        return x\n",
                                        "for f in [len]:\n    pass\n"])

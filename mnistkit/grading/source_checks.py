@@ -68,16 +68,18 @@ class FunctionCode:
     name: str
     nodes: dict          # function name -> its syntax tree node (the answer and its helpers)
     cell_source: str     # the source of the cell that defines ``name``
-    # evasions anywhere in the cells the student writes (a later cell can rebind an answer with
-    # `exec` or `globals()`, so these count against every answer's technique)
+    # evasions in the cells that could rebind this answer at run time (`_cells_that_can_tamper`)
     elsewhere: list = field(default_factory=list)
 
 
-def _student_cells(notebook):
-    """Code cells the student writes: answer cells and cells they added (no grade id). Locked
-    and self-check cells are restored from the release before grading."""
+def _cells_that_can_tamper(notebook, name: str):
+    """Cells whose top-level code counts against ``name``'s technique: the cells the student
+    added (no grade id: they belong to no exercise, and an `exec` there could rebind any
+    answer after its clean definition) and ``name``'s own answer cell. Locked and self-check
+    cells are restored from the release before grading; another exercise's answer cell counts
+    for that exercise only, so a forged answer never costs another exercise anything."""
     return [(grade_id, source) for grade_id, source in code_cells(notebook)
-            if grade_id is None or grade_id.endswith("-answer")]
+            if grade_id is None or grade_id == f"{name}-answer"]
 
 
 def _bindings(tree) -> dict[str, ast.AST | None]:
@@ -113,9 +115,9 @@ def _notebook_definitions(notebook) -> tuple[dict[str, ast.AST | None], dict[str
     return defs, sources
 
 
-def _cell_evasions(notebook) -> list[str]:
+def _cell_evasions(notebook, name: str) -> list[str]:
     found = []
-    for grade_id, source in _student_cells(notebook):
+    for grade_id, source in _cells_that_can_tamper(notebook, name):
         tree = parse_cell(source)
         if tree is None:
             continue
@@ -141,7 +143,7 @@ def function_code(notebook, name: str) -> FunctionCode:
         for node in ast.walk(defs[current]):
             if isinstance(node, ast.Name) and defs.get(node.id) is not None and node.id not in nodes:
                 todo.append(node.id)
-    return FunctionCode(name, nodes, sources[name], _cell_evasions(notebook))
+    return FunctionCode(name, nodes, sources[name], _cell_evasions(notebook, name))
 
 
 def _call_name(node: ast.Call) -> str | None:
