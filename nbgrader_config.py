@@ -41,6 +41,11 @@ c.GenerateAssignment.preprocessors = [
 # Feedback goes to students: strip graders' mark schemes (nbgrader shows them by default).
 c.GenerateFeedback.preprocessors = [nbp.GetGrades, nbp.ClearHiddenTests, nbp.ClearMarkScheme,
                                     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+# Students' HTML never runs in feedback files or in formgrader (an instructor's logged-in
+# browser): nbgrader's templates render markdown cells without nbconvert's sanitizer, so the
+# markdown filter itself sanitizes (mnistkit/grading/html_safety.py); outputs too.
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"markdown2html": "mnistkit.grading.html_safety.SanitizedMarkdown"}
 
 # Autograde: the hidden autograder (mnistkit.grading, sandboxed) grades each notebook instead of
 # nbgrader running it in a Jupyter kernel. nbgrader 0.9.6's own list (converters/autograde.py)

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from mnistkit.grading.expect import Mismatch
+from mnistkit.grading.results import clean_line
 from mnistkit.grading.student import SubmissionProblem
 
 # Instructors may change this per course to get fresh hidden inputs; same seed, same grade.
@@ -106,14 +107,53 @@ def explain_unanswered(message: str) -> str:
     return message
 
 
+# Exceptions no student value can cause: the kit's or the machine's (a missing module or data
+# file, a hidden test referring to a name that does not exist, a fixture that is not there).
+KIT_ERRORS = (ImportError, OSError, SyntaxError, pytest.FixtureLookupError)
+UNEXPECTED = ("this check stopped on an unexpected {kind} while examining what your code "
+              "returned; check that your answer gives the kind of value the exercise asks for "
+              "(type, dtype, shape)")
+
+
+def _is_kit_error(exc: BaseException) -> bool:
+    if isinstance(exc, NameError) and not isinstance(exc, UnboundLocalError):
+        return True
+    return isinstance(exc, KIT_ERRORS) and not isinstance(exc, MemoryError)
+
+
 def _feedback(excinfo) -> tuple[str, str]:
-    """(status, message) for a failed check, with nothing of the test's code in it."""
+    """(status, message) for a failed check, with nothing of the test's code in it.
+
+    Mismatch and SubmissionProblem carry messages meant for students. Any other exception in a
+    hidden test was most likely caused by the student's data (a check that trips over a bool
+    where it expected a tensor): the check fails with a neutral reason, never a kit error, and
+    the instructor gets a warning (``_unexpected``); the kit's own tests require the reference
+    to grade without any. Only exceptions no student value can cause (``KIT_ERRORS``) are
+    "error": a kit problem, loud in the report."""
     exc = excinfo.value
     if isinstance(exc, Mismatch):
-        return "failed", str(exc)
+        return "failed", clean_line(str(exc))
     if isinstance(exc, SubmissionProblem):
-        return "failed", explain_unanswered(str(exc))
-    return "error", f"the grader could not run this check ({type(exc).__name__}); tell your instructor"
+        return "failed", clean_line(explain_unanswered(str(exc)))
+    if _is_kit_error(exc):
+        return "error", (f"the grader could not run this check ({type(exc).__name__}); "
+                         "tell your instructor")
+    return "failed", UNEXPECTED.format(kind=type(exc).__name__)
+
+
+def _unexpected(item, excinfo) -> str:
+    """For the instructor: what an unexpected exception was and where in the hidden test."""
+    exc = excinfo.value
+    where = ""
+    for entry in reversed(excinfo.traceback):
+        if Path(str(entry.path)) == Path(str(item.fspath)):
+            where = f" at {Path(str(entry.path)).name}:{entry.lineno + 1}"
+            break
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return clean_line(f"{type(exc).__name__}: {text}{where}", limit=400)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -131,9 +171,12 @@ def pytest_runtest_makereport(item, call):
             return
         else:
             status, message = _feedback(call.excinfo)
-        item.config._mnistkit_checks.append(dict(
-            exercise=exercise, check=item.name, status=status, message=message,
-            weight=weight_of(item)))
+        check = dict(exercise=exercise, check=item.name, status=status, message=message,
+                     weight=weight_of(item))
+        if status == "failed" and not report.passed \
+                and not isinstance(call.excinfo.value, (Mismatch, SubmissionProblem)):
+            check["unexpected"] = _unexpected(item, call.excinfo)
+        item.config._mnistkit_checks.append(check)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -222,6 +265,10 @@ def build_report(config) -> dict:
     errors = sorted({c["exercise"] for c in checks if c["status"] == "error"})
     if errors:
         problems.append("the grader could not run some checks of: " + ", ".join(errors))
+    # Unexpected exceptions on the submission's values: failed checks, not kit problems; the
+    # instructor sees them (a kit bug if they ever show up on a right answer).
+    warnings = [f"{c['exercise']}: {c['check']} counted as failed after an unexpected "
+                f"{c['unexpected']}" for c in checks if c.get("unexpected")]
     handle = getattr(config, "_mnistkit_student", None)
     return dict(
         notebook=notebook,
@@ -231,6 +278,7 @@ def build_report(config) -> dict:
         exercises=exercises,
         cells=[vars(c) for c in getattr(handle, "cells", [])],
         problems=problems,
+        warnings=warnings,
     )
 
 
@@ -255,6 +303,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("mnistkit: KIT PROBLEMS", sep="!", red=True, bold=True)
         for line in problems:
             terminalreporter.line(f"  {line}", red=True)
+    if report and report.get("warnings"):
+        terminalreporter.section("mnistkit: warnings (checks failed on unexpected exceptions)",
+                                 sep="-", yellow=True)
+        for line in report["warnings"]:
+            terminalreporter.line(f"  {line}", yellow=True)
     if report:
         terminalreporter.section("mnistkit: scores", sep="-")
         for ex_id, entry in report["exercises"].items():

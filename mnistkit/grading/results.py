@@ -5,14 +5,74 @@ auto-graded exercise, named ``"<exercise id>: <title>"``, with one line of feedb
 check. Hand-graded exercises are not tests (they would count as lost points); the top-level
 ``output`` lists them. The grader's own output (``stdout``) stays hidden from students: it can
 show hidden test code.
+
+Student text on its way out. Feedback lines carry exception messages from student code (and a
+student can forge the runner, so anything it reports); notes carry file names from the
+submission folder. Every such string is cleaned where it is shown -- the terminal summary,
+results.json, nbgrader's cells -- by ``clean_line``: terminal escape sequences and control
+characters (``\r``, backspace, bidi overrides...) removed, whitespace collapsed to one line,
+capped at ``MESSAGE_CHARS``; ``cap_lines`` caps each exercise's feedback and a report's notes.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+
+MESSAGE_CHARS = 500          # one feedback line or note
+FEEDBACK_LINES = 8           # lines of feedback per exercise
+FEEDBACK_CHARS = 2000        # characters of feedback per exercise
+NOTE_LINES = 20              # notes per report
+# ESC sequences: CSI (ESC [ ... final), OSC/DCS/APC/PM/SOS strings (ESC ] ... BEL or ST),
+# and two-character ones (ESC c, ESC 7...); also their 8-bit forms (CSI = U+009B, OSC = U+009D).
+_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+                      r"|(?:\x1b[\]PX^_]|[\x9d\x90\x98\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+                      r"|\x1b[ -/]*[0-~]?")
+# Invisible characters that reorder or hide text: bidi embeddings/overrides/isolates, zero-width.
+_INVISIBLE = set("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                 "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff")
+
+
+def _visible(ch: str) -> str:
+    if ch in _INVISIBLE:
+        return ""
+    category = unicodedata.category(ch)
+    if category in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") and ch != " ":
+        return " "   # \r, \n, \t, backspace, C1 controls, separators, unassigned
+    return ch
+
+
+def clean_line(text, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` made safe to show on one line anywhere: escape sequences and control characters
+    removed, whitespace collapsed, at most ``limit`` characters (cut with an ellipsis)."""
+    text = _ESCAPES.sub("", str(text)[:limit * 8])
+    text = " ".join("".join(_visible(ch) for ch in text).split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def clean_block(text, limit: int = 4000) -> str:
+    """A multi-line text (a log for instructors) cleaned line by line; the last ``limit`` chars."""
+    lines = [_ESCAPES.sub("", line) for line in str(text)[-limit * 2:].splitlines()]
+    cleaned = "\n".join(" ".join("".join(_visible(ch) for ch in line).split()) for line in lines)
+    return cleaned[-limit:]
+
+
+def cap_lines(lines, max_lines: int, max_chars: int | None = None) -> list[str]:
+    """Cleaned ``lines``, at most ``max_lines`` of them and ``max_chars`` in all; a last line
+    says how many were left out."""
+    out, total = [], 0
+    lines = [clean_line(line) for line in lines]
+    for index, line in enumerate(lines):
+        if len(out) == max_lines or (max_chars is not None and total + len(line) > max_chars):
+            out.append(f"... and {len(lines) - index} more")
+            break
+        out.append(line)
+        total += len(line)
+    return out
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -65,17 +125,24 @@ class Results:
     def all_notes(self) -> list[str]:
         return self.notes + [n for report in self.notebooks for n in report.get("notes", [])]
 
+    @property
+    def warnings(self) -> list[str]:
+        """For instructors, not kit problems: checks that failed on an unexpected exception
+        caused by the submission's values, a grader that ran out of memory."""
+        return [clean_line(w) for report in self.notebooks for w in report.get("warnings", [])]
+
     def output_text(self) -> str:
         lines = [f"{self.assignment}: {self.score:g} / {self.max_score:g} auto-graded points."]
         for report in self.notebooks:
             if not report.get("graded"):
-                lines.append(f"{report['notebook_name']}.ipynb was not graded: {report['reason']}")
+                lines.append(clean_line(f"{report['notebook_name']}.ipynb was not graded: "
+                                        f"{report['reason']}"))
         manual = self.manual()
         if manual:
             lines.append("Graded by hand later: " + ", ".join(
                 f"{ex_id} ({entry['points']:g} point{'' if entry['points'] == 1 else 's'})"
                 for ex_id, entry in manual) + ".")
-        lines += self.all_notes()
+        lines += cap_lines(self.all_notes(), NOTE_LINES)
         return "\n".join(lines)
 
     def to_gradescope(self) -> dict:
@@ -87,7 +154,8 @@ class Results:
                 "score": entry["score"],
                 "max_score": entry["points"],
                 "status": "passed" if full else "failed",
-                "output": "\n".join(entry.get("feedback", [])),
+                "output": "\n".join(cap_lines(entry.get("feedback", []), FEEDBACK_LINES,
+                                               FEEDBACK_CHARS)),
                 "visibility": "visible",
             })
         return {
@@ -114,7 +182,7 @@ class Results:
                 score = f"{entry['score']:g} / {entry['points']:g}"
                 feedback = entry.get("feedback") or []
                 first = "" if entry["score"] >= entry["points"] - 1e-9 else \
-                    (feedback[0] if feedback else "")
+                    clean_line(feedback[0] if feedback else "")
             line = f"{ex_id:<28} {score:>11}  {first}"
             rows.append(line if len(line) <= width else line[:width - 1] + "…")
         rows.append("-" * min(width, 80))
@@ -122,7 +190,8 @@ class Results:
                     f"  in {self.execution_time:.1f} s")
         for report in self.notebooks:
             if not report.get("graded"):
-                rows.append(f"not graded: {report['notebook_name']}.ipynb: {report['reason']}"[:width])
-        for note in self.all_notes():
-            rows.append(f"note: {note}"[:width])
+                rows.append(clean_line(f"not graded: {report['notebook_name']}.ipynb: "
+                                       f"{report['reason']}", width))
+        for note in cap_lines(self.all_notes(), NOTE_LINES):
+            rows.append(clean_line(f"note: {note}", width))
         return "\n".join(rows)
