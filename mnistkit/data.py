@@ -33,6 +33,15 @@ FULL_NAME = "mnist_png"         # what untar_data(URLs.MNIST) extracts to
 STANDIN_NAME = "mnist_png_grading"
 STANDIN_TRAIN_PER_DIGIT, STANDIN_TEST_PER_DIGIT = 100, 50
 STANDIN_FIRST_INDEX = 50_000    # images drawn from MNIST training indices 50000-59999
+# What graded code sees as mnist_sample/valid (and labels.csv): fastai's valid split holds MNIST
+# *test* images, so the sandbox mounts this folder over it. It has the same number of 3s and 7s
+# (1010, 1028), all MNIST training images, picked so that the chapter's pixel-similarity
+# baseline (mean absolute difference to the mean 3 and mean 7 of train/) is right on exactly as
+# many of them as on the real split (926 of the 3s, 1013 of the 7s: 0.9168, 0.9854, 0.9511), so
+# every number a notebook prints about the chapter's baseline stays the same while grading.
+SAMPLE_STANDIN_NAME = "mnist_sample_grading"
+SAMPLE_STANDIN_COUNTS = {3: (1010, 926), 7: (1028, 1013)}   # digit: (images, baseline right)
+BASELINE_MARGIN = 1e-3          # only images the baseline decides clearly (no float ties)
 # fastai's own defaults for a missing config.ini (fastai.data.external.fastai_cfg).
 FASTAI_DEFAULTS = dict(data="data", archive="archive", storage="tmp", model="models")
 
@@ -138,16 +147,59 @@ def _standin_files(mnist: Mnist) -> Iterator[tuple[str, np.ndarray]]:
             yield f"{split}/{digit}/{index}.png", mnist.train_images[index]
 
 
-def _sample_labels_csv(mnist: Mnist) -> str:
+def sample_standin_indices(mnist: Mnist) -> dict[int, np.ndarray]:
+    """Training indices of the stand-in valid/3 and valid/7 (see SAMPLE_STANDIN_NAME): in index
+    order, the first images the baseline gets right and the first it gets wrong, in the real
+    split's proportions."""
+    x = mnist.train_images.astype(np.float32) / 255
+    labels = mnist.train_labels
+    means = {d: x[labels == d].mean(0) for d in SAMPLE_DIGITS}
+    chosen = {}
+    for digit, (total, right) in SAMPLE_STANDIN_COUNTS.items():
+        indices = np.flatnonzero(labels == digit)
+        dist = {d: np.abs(x[indices] - means[d]).mean((-1, -2)) for d in SAMPLE_DIGITS}
+        other = 7 if digit == 3 else 3
+        correct = dist[digit] < dist[other]
+        clear = np.abs(dist[digit] - dist[other]) > BASELINE_MARGIN
+        good, bad = indices[correct & clear][:right], indices[~correct & clear][:total - right]
+        chosen[digit] = np.sort(np.concatenate([good, bad]))
+    return chosen
+
+
+def _sample_standin_files(mnist: Mnist) -> Iterator[tuple[str, np.ndarray]]:
+    """mnist_sample's valid/ split made of training images (named by their MNIST index)."""
+    for digit, indices in sample_standin_indices(mnist).items():
+        for index in indices:
+            yield f"valid/{digit}/{index}.png", mnist.train_images[index]
+
+
+def _labels_csv(names: Iterator[str]) -> str:
     # fastai's mnist_sample/labels.csv: one row per image, label 0 for a three, 1 for a seven.
     rows = ["name,label"]
-    rows += [f"{name},{SAMPLE_DIGITS.index(int(name.split('/')[1]))}"
-             for name, _ in _sample_files(mnist)]
+    rows += [f"{name},{SAMPLE_DIGITS.index(int(name.split('/')[1]))}" for name in names]
     return "\n".join(rows) + "\n"
 
 
-LAYOUTS = {SAMPLE_NAME: _sample_files, FULL_NAME: _full_files, STANDIN_NAME: _standin_files}
-EXTRA_FILES = {SAMPLE_NAME: {"labels.csv": _sample_labels_csv}, FULL_NAME: {}, STANDIN_NAME: {}}
+def _sample_labels_csv(mnist: Mnist) -> str:
+    return _labels_csv(name for name, _ in _sample_files(mnist))
+
+
+def _sample_standin_labels_csv(mnist: Mnist) -> str:
+    """labels.csv of the sandbox's mnist_sample: the real train/ rows, the stand-in valid/ rows."""
+    train = (name for name, _ in _sample_files(mnist) if name.startswith("train/"))
+    valid = (name for name, _ in _sample_standin_files(mnist))
+    return _labels_csv(iter([*train, *valid]))
+
+
+LAYOUTS = {SAMPLE_NAME: _sample_files, FULL_NAME: _full_files, STANDIN_NAME: _standin_files,
+           SAMPLE_STANDIN_NAME: _sample_standin_files}
+EXTRA_FILES = {SAMPLE_NAME: {"labels.csv": _sample_labels_csv}, FULL_NAME: {}, STANDIN_NAME: {},
+               SAMPLE_STANDIN_NAME: {"labels.csv": _sample_standin_labels_csv}}
+# The sandbox's view of the data folder: real folder -> the stand-in mounted over (part of) it.
+# mnist_png is replaced whole; of mnist_sample only valid/ and labels.csv are (train/ holds
+# training images only). See mnistkit.grading.sandbox.
+SANDBOX_VIEW = {FULL_NAME: (STANDIN_NAME, ("",)),
+                SAMPLE_NAME: (SAMPLE_STANDIN_NAME, ("valid", "labels.csv"))}
 
 
 def count_files(mnist: Mnist, name: str) -> int:

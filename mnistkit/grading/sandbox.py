@@ -17,11 +17,28 @@ RLIMIT_AS is not usable) and a grader-side watchdog on the sandbox's total PSS. 
 dies or hangs in a cell, that cell is marked crashed/timeout and skipped on the restart, which
 replays the other cells; when it dies in a request, that request fails and the next one restarts
 it. Restarts and total time are capped.
+
+Disk. Everything graded code can write is one tmpfs per sandbox start, mounted with
+``size=Limits.disk_bytes`` and ``nr_inodes=Limits.disk_files``: it holds the scratch home (a copy
+of the submission folder, fastai's archive/storage/model folders), /tmp and /dev/shm, bound in
+by bubblewrap; every other mount inside is read-only (``_Box._command`` checks this, and
+tests/test_sandbox.py audits the mount table from inside). The tmpfs is mounted by ``unshare
+--mount`` in a mount namespace of the sandbox's own, so the host never sees it and the kernel
+frees it when the sandbox's last process ends, even if the grader is killed. Going over the
+quota fails the write (ENOSPC, the student's error); a cell or request that leaves the quota
+(nearly) full is charged: the cell counts as failed with the reason and the sandbox restarts,
+fresh, replaying the other cells. Per file, RLIMIT_FSIZE still applies.
+Memory-backed: tmpfs pages are in no process's PSS and RLIMIT_DATA does not count them; the
+kernel charges them to the memory cgroup of the process that writes them (checked with cgroup
+v1 here: memory.stat's shmem grew by what a process wrote into a tmpfs, and fell back to 0 when
+its mount namespace ended). So they count against the memory limit twice over: the sandbox runs
+in a memory cgroup of its own limited to memory + slack (``_MemoryCap``, where the machine
+allows one; it also bounds memfd files and SysV shared memory, which nothing else sees), and
+the watchdog adds the quota's used bytes to the sandbox's PSS.
 """
 from __future__ import annotations
 
 import errno
-import io
 import os
 import select
 import shutil
@@ -32,13 +49,11 @@ import sys
 import tempfile
 import time
 import weakref
-import zipfile
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mnistkit.data import FULL_NAME, STANDIN_NAME
 from mnistkit.grading import wire, wire_audit
 from mnistkit.grading.student import (CellRun, NotDefined, NotPlainData, Student,
                                       StudentCodeError, StudentCrashed, StudentTimeout,
@@ -48,12 +63,26 @@ GRADING = Path(__file__).resolve().parent
 RUNNER = GRADING / "runner.py"
 WIRE = GRADING / "wire.py"
 BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
+UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 
 # Inside the sandbox.
 HOME = "/home/student"
 DATA = "/data/fastai"
 TOOLS = "/opt/mnistkit"          # runner.py and wire.py, read-only
 SANDBOX_UID = 65534
+# A sandbox that cannot start is the grading machine's problem, never the student's: this
+# prefix marks it in the cells' messages (mnistkit.grading.preflight looks for it).
+START_FAILED = "the sandbox did not start"
+
+# Runs in the sandbox's own mount namespace, before bubblewrap: the disk quota (see the module
+# docstring). $1 mount point, $2 bytes, $3 inodes, $4 the prepared home to copy in.
+QUOTA_SCRIPT = """set -e
+mount -t tmpfs -o "size=$2,nr_inodes=$3,mode=0755,nosuid,nodev" mnistkit-quota "$1"
+mkdir "$1/home" "$1/tmp" "$1/shm"
+cp -a "$4/." "$1/home/"
+shift 4
+exec "$@"
+"""
 
 # What of /etc the student's Python needs (dynamic loader, users, time zone, certificates).
 ETC = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
@@ -73,7 +102,8 @@ class Limits:
     memory_bytes: int = 4 << 30          # RLIMIT_DATA of the student's process
     memory_slack_bytes: int = 1 << 30    # watchdog kills when total PSS > memory + slack
     file_bytes: int = 256 << 20          # RLIMIT_FSIZE: largest file the student may write
-    tmpfs_bytes: int = 64 << 20          # size of /tmp and /dev/shm inside (memory backed)
+    disk_bytes: int = 1 << 30            # all files together: home, /tmp, /dev/shm (tmpfs)
+    disk_files: int = 20_000             # files and folders together, same places
     output_bytes: int = 64 << 10         # stdout/stderr kept per cell/request, the tail
     answer_bytes: int = 256 << 20        # largest answer accepted from the sandbox
     restarts: int = 3                    # sandbox restarts after crashes/hangs
@@ -189,6 +219,98 @@ class _ProcessCap:
             self.path = None
 
 
+class _MemoryCap:
+    """A memory cgroup around one sandbox, made inside the grader's own memory cgroup, with the
+    memory limit plus slack as its limit. The kernel charges to it everything the sandbox's
+    processes put in memory, also what no process maps and so neither RLIMIT_DATA nor the PSS
+    watchdog sees: files in the disk quota's tmpfs, memfd files, SysV shared memory (checked: a
+    cell holding 600 MiB of memfd files under a 200 MiB limit went unnoticed without it). At the
+    limit the kernel drops page cache, then kills a process of the sandbox (SIGKILL: that cell
+    or request crashes, with the memory hint). cgroup v1's memory hierarchy or a v2 one that
+    delegates the memory controller; without either ``available`` is False and the watchdog
+    (which adds the quota's use to PSS) is what bounds memory."""
+
+    V1 = Path("/sys/fs/cgroup/memory")
+    V2 = Path("/sys/fs/cgroup")
+
+    def __init__(self, limit: int):
+        self.path: Path | None = None
+        if limit <= 0:
+            return
+        for base, knob in self._bases():
+            _ProcessCap._remove_stale(base)
+            path = base / f"mnistkit-{os.getpid()}-{next(_cgroup_serial)}"
+            try:
+                path.mkdir()
+                (path / knob).write_text(str(int(limit)))
+            except OSError:
+                _ProcessCap._rmdir(path)
+                continue
+            self.path = path
+            return
+
+    @classmethod
+    def _bases(cls) -> list[tuple[Path, str]]:
+        """(the grader's own memory cgroup, the limit's file name) where a child can be made."""
+        found = []
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return found
+        for line in lines:
+            _, controllers, own = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                found.append((cls.V1 / own.lstrip("/"), "memory.limit_in_bytes"))
+            elif controllers == "" and (cls.V2 / "cgroup.controllers").is_file():
+                found.append((cls.V2 / own.lstrip("/"), "memory.max"))
+        usable = []
+        for base, knob in found:
+            if not (base / "cgroup.procs").is_file() or not os.access(base, os.W_OK):
+                continue
+            if knob == "memory.max":
+                try:
+                    if "memory" not in (base / "cgroup.subtree_control").read_text().split():
+                        continue
+                except OSError:
+                    continue
+            usable.append((base, knob))
+        return usable
+
+    @classmethod
+    def supported(cls) -> bool:
+        """Whether this machine lets the grader make a memory cgroup (nothing is created)."""
+        return bool(cls._bases())
+
+    @property
+    def available(self) -> bool:
+        return self.path is not None
+
+    def join(self) -> None:
+        if self.path is not None:
+            with open(self.path / "cgroup.procs", "w") as fh:
+                fh.write(str(os.getpid()))
+
+    def oom_kills(self) -> int:
+        """How many of the sandbox's processes the kernel killed at the limit (the grader then
+        stops the whole sandbox: a notebook that lost a process is not graded on)."""
+        if self.path is None:
+            return 0
+        for name in ("memory.events", "memory.oom_control"):   # v2, v1
+            try:
+                text = (self.path / name).read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    return int(value)
+        return 0
+
+    def remove(self) -> None:
+        if self.path is not None and _ProcessCap._rmdir(self.path):
+            self.path = None
+
+
 class _Died(Exception):
     """The sandbox process is gone (or was killed); ``str`` says why, for feedback."""
 
@@ -219,17 +341,6 @@ def _describe_exit(code: int | None, limits: Limits) -> str:
     return f"the notebook process died (exit code {code})"
 
 
-def _check_npz(payload: bytes, limit: int) -> None:
-    """Refuse an answer whose arrays would decompress beyond ``limit`` (zip bombs)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            total = sum(info.file_size for info in archive.infolist())
-    except Exception as exc:
-        raise wire.WireError(f"unreadable payload: {type(exc).__name__}") from None
-    if total > limit:
-        raise wire.WireError(f"the value is larger than {_gib(limit)}")
-
-
 def _tree_pss(root_pid: int) -> int:
     """Total proportional set size (bytes) of ``root_pid`` and its descendants."""
     children: dict[int, list[int]] = {}
@@ -258,11 +369,42 @@ def _tree_pss(root_pid: int) -> int:
     return total
 
 
+def data_view(data_dir: Path) -> list[str]:
+    """bwrap arguments for the sandbox's view of the data folder: only the datasets the
+    notebooks use (mnistkit.data.SANDBOX_VIEW), read-only, and never a test label: what holds
+    MNIST test images (mnist_png, mnist_sample's valid/ and labels.csv) is replaced by its
+    stand-in made of training images, or hidden (empty) when the stand-in is missing."""
+    from mnistkit.data import SANDBOX_VIEW
+    args = ["--dir", DATA]
+    for name, (standin, parts) in SANDBOX_VIEW.items():
+        real = data_dir / name
+        if not real.is_dir():
+            continue
+        args += ["--ro-bind", str(real), f"{DATA}/{name}"]
+        for part in parts:
+            target = f"{DATA}/{name}/{part}".rstrip("/")
+            source = data_dir / standin / part if part else data_dir / standin
+            hidden = real / part if part else real
+            if source.exists() and source.is_dir() == hidden.is_dir():
+                args += ["--ro-bind", str(source), target]
+            elif hidden.is_dir():
+                args += ["--tmpfs", target, "--remount-ro", target]
+            elif hidden.exists():
+                args += ["--ro-bind", "/dev/null", target]
+        if (data_dir / standin).is_dir():    # the stand-in's own name: an empty folder
+            args += ["--dir", f"{DATA}/{standin}"]
+    return args
+
+
 class _Box:
     """One sandboxed runner process and its three pipes."""
 
     def __init__(self, scratch: Path, limits: Limits, data_dir: Path | None):
+        """``scratch``: the submission's scratch folder on the host, with ``home/`` (prepared,
+        copied into the quota at each start) and ``quota/`` (the tmpfs's mount point)."""
         self.limits = limits
+        self.quota = scratch / "quota"
+        self.serial = 0                 # request ids: answers name the request they answer
         self.output = bytearray()
         answer_r, answer_w = os.pipe()
         output_r, output_w = os.pipe()
@@ -270,13 +412,20 @@ class _Box:
         os.set_blocking(output_r, False)
         cmd = self._command(scratch, data_dir, answer_w)
         self.cap = _ProcessCap(limits.processes)
+        self.memcap = _MemoryCap(limits.memory_bytes + limits.memory_slack_bytes)
+        caps = [cap for cap in (self.cap, self.memcap) if cap.available]
+
+        def join_caps():   # in the sandbox's first process, before exec
+            for cap in caps:
+                cap.join()
         try:
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=output_w, stderr=output_w,
                 pass_fds=(answer_w,), start_new_session=True, env={"PATH": "/usr/bin:/bin"},
-                preexec_fn=self.cap.join if self.cap.available else None)
+                preexec_fn=join_caps if caps else None)
         except BaseException:
             self.cap.remove()
+            self.memcap.remove()
             raise
         finally:
             os.close(answer_w)
@@ -293,8 +442,7 @@ class _Box:
                # Mount points first: binds below may live under /tmp (a CI clone's venv does)
                # and must land on top of the fresh /tmp, not be hidden by it.
                "--dev", "/dev", "--proc", "/proc",
-               "--size", str(lim.tmpfs_bytes), "--tmpfs", "/tmp",
-               "--size", str(lim.tmpfs_bytes), "--tmpfs", "/dev/shm",
+               "--bind", f"{self.quota}/tmp", "/tmp", "--bind", f"{self.quota}/shm", "/dev/shm",
                "--ro-bind", "/usr", "/usr"]
         for name in ("bin", "lib", "lib64", "sbin"):
             target = Path("/") / name
@@ -313,20 +461,11 @@ class _Box:
             if hook.is_file():
                 cmd += ["--ro-bind", "/dev/null", str(hook)]
         if data_dir is not None:
-            cmd += ["--ro-bind", str(data_dir), DATA]
-            # Graded code never sees the test labels: mnist_png is replaced by its stand-in
-            # (training images only; mnistkit.data.STANDIN_NAME), or hidden when there is none.
-            standin = data_dir / STANDIN_NAME
-            if standin.is_dir():
-                cmd += ["--ro-bind", str(standin), f"{DATA}/{FULL_NAME}"]
-            elif (data_dir / FULL_NAME).is_dir():
-                cmd += ["--tmpfs", f"{DATA}/{FULL_NAME}"]
-            if (data_dir / STANDIN_NAME).exists():
-                cmd += ["--tmpfs", f"{DATA}/{STANDIN_NAME}"]
+            cmd += data_view(data_dir)
         cmd += ["--ro-bind", str(RUNNER), f"{TOOLS}/runner.py",
                 "--ro-bind", str(WIRE), f"{TOOLS}/wire.py",
-                "--bind", str(scratch), HOME, "--chdir", HOME,
-                "--remount-ro", "/dev", "--remount-ro", "/"]
+                "--bind", f"{self.quota}/home", HOME, "--chdir", HOME]
+        cmd += self._read_only_else(cmd) + ["--remount-ro", "/dev", "--remount-ro", "/"]
         threads = str(lim.threads)
         env = dict(PATH=f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin", HOME=HOME,
                    FASTAI_HOME=f"{HOME}/.fastai", MPLBACKEND="Agg", PYTHONHASHSEED="0",
@@ -342,7 +481,24 @@ class _Box:
                 "--fsize", str(lim.file_bytes)]
         for module in lim.preload:
             cmd += ["--preload", module]
-        return cmd
+        quota = [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                 QUOTA_SCRIPT, "mnistkit-quota", str(self.quota), str(int(lim.disk_bytes)),
+                 str(int(lim.disk_files)), str(scratch / "home")]
+        return quota + cmd
+
+    def _read_only_else(self, cmd: list[str]) -> list[str]:
+        """The disk audit of the command: the quota's three binds are the only writable places.
+        Every tmpfs (e.g. one that hides a data folder) is remounted read-only; any other
+        writable bind is a kit bug, refused here rather than handed to a student."""
+        writable = {f"{self.quota}/{part}" for part in ("home", "tmp", "shm")}
+        extra = []
+        for i, arg in enumerate(cmd):
+            if arg in ("--bind", "--bind-try", "--dev-bind", "--dev-bind-try") \
+                    and cmd[i + 1] not in writable:
+                raise RuntimeError(f"sandbox command binds {cmd[i + 1]} writable (kit bug)")
+            if arg in ("--tmpfs", "--mqueue"):
+                extra += ["--remount-ro", cmd[i + 1]]
+        return extra
 
     # ---- talking to it --------------------------------------------------------------------
     def _drain_output(self) -> None:
@@ -371,26 +527,55 @@ class _Box:
         except subprocess.TimeoutExpired:
             code = None
         self.kill()
+        if self.memcap.oom_kills():
+            return _Died(self._memory_text())
         return _Died(_describe_exit(code, self.limits))
 
+    def _memory_text(self) -> str:
+        return (f"the notebook process was stopped: it used more than the memory limit of "
+                f"{_gib(self.limits.memory_bytes)}")
+
+    def disk_use(self) -> tuple[int, int, int, int] | None:
+        """(bytes used, bytes free, files used, files free) of the disk quota, read by the grader
+        through the sandbox's mount namespace; None when the sandbox is gone."""
+        try:
+            st = os.statvfs(f"/proc/{self.proc.pid}/root{self.quota}")
+        except OSError:
+            return None
+        if st.f_files != int(self.limits.disk_files):
+            return None   # not the quota's tmpfs (the sandbox is exiting): nothing to measure
+        return ((st.f_blocks - st.f_bfree) * st.f_frsize, st.f_bavail * st.f_frsize,
+                st.f_files - st.f_ffree, st.f_favail)
+
+    def disk_full(self) -> bool:
+        """Whether the quota is (nearly) used up: a cell or request that leaves it so is charged."""
+        use = self.disk_use()
+        if use is None:
+            return False
+        margin = max(256 << 10, int(self.limits.disk_bytes) // 256)
+        return use[1] < margin or use[3] < 8
+
     def _watch(self) -> None:
-        """Called while waiting: the memory watchdog."""
+        """Called while waiting: the memory watchdog (the quota's tmpfs pages count as memory)."""
         limit = self.limits.memory_bytes + self.limits.memory_slack_bytes
-        if _tree_pss(self.proc.pid) > limit:
+        use = self.disk_use()
+        if self.memcap.oom_kills() or _tree_pss(self.proc.pid) + (use[0] if use else 0) > limit:
             self.kill()
-            raise _Died(f"the notebook process was stopped: it used more than the memory "
-                        f"limit of {_gib(self.limits.memory_bytes)}")
+            raise _Died(self._memory_text())
 
     def exchange(self, request: dict | None, seconds: float) -> dict:
         """Send ``request`` (None: just wait for the ready frame); the answer as a dict.
         Raises _Died, _Hung, or SubmissionProblem for an answer that is not well-formed."""
         deadline = time.monotonic() + seconds
         out = b""
+        expected = None                 # the ready frame carries no id
         if request is not None:
+            self.serial += 1
+            expected = request["id"] = self.serial
             wire_audit.record(request)
             payload = wire.encode(request)
             out = struct.pack(">I", len(payload)) + payload
-        header, body, need = b"", b"", 4
+        header, body, need = b"", [], 4
         last_watch = 0.0
         while True:
             now = time.monotonic()
@@ -435,21 +620,25 @@ class _Box:
                             raise _Died(f"the notebook sent an answer larger than "
                                         f"{_gib(self.limits.answer_bytes)}")
                 else:
-                    body += chunk
+                    body.append(chunk)      # joined once: `+=` on bytes is quadratic
                     need -= len(chunk)
                 if len(header) == 4 and need == 0:
-                    return self._decode(body)
+                    answer = self._decode(b"".join(body))
+                    if answer.get("id") == expected:
+                        return answer
+                    header, body, need = b"", [], 4   # a stale frame (an earlier request's)
 
     def _decode(self, body: bytes) -> dict:
+        """The answer in one complete frame. Decoding is bounded (``wire.decode``: sizes, node
+        counts, the arrays' total at most ``answer_bytes``). A frame that does not decode fails
+        this request only: frames carry the request's id, so the conversation stays in step
+        and the sandbox is not restarted (a restart replays the whole notebook)."""
         try:
-            _check_npz(body, self.limits.answer_bytes * 4)
-            answer = wire.decode(body)
+            answer = wire.decode(body, max_bytes=self.limits.answer_bytes)
         except Exception as exc:  # anything malformed is the submission's doing
-            self.kill()  # the conversation cannot be trusted any more: restart on the next request
             raise SubmissionProblem(f"your notebook sent an answer the grader cannot read "
                                     f"({str(exc)[:200]})") from None
         if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
-            self.kill()
             raise SubmissionProblem("your notebook sent an answer the grader cannot read")
         return answer
 
@@ -474,6 +663,7 @@ class _Box:
     def close(self) -> None:
         self.kill()
         self.cap.remove()
+        self.memcap.remove()
         for fd in (self.answer_fd, self.output_fd):
             try:
                 os.close(fd)
@@ -526,12 +716,19 @@ class SandboxStudent(Student):
         from mnistkit.data import FASTAI_DEFAULTS, fastai_data_dir
         home = self._scratch / "home"
         home.mkdir()
+        (self._scratch / "quota").mkdir()   # the disk quota's mount point (see _Box)
         folder = self.notebook_path.resolve().parent
-        budget = self.limits.copy_bytes
+        # The copy goes into the disk quota at each start: at most half of it, so that a big
+        # submission folder never keeps the sandbox from starting.
+        budget = min(self.limits.copy_bytes, self.limits.disk_bytes // 2)
+        entries = self.limits.disk_files // 2
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder)
             if any(part.startswith(".") for part in rel.parts) or path.is_symlink():
                 continue  # no hidden folders (.ipynb_checkpoints, .git), never follow links
+            entries -= 1
+            if entries < 0:
+                break
             if path.is_dir():
                 (home / rel).mkdir(parents=True, exist_ok=True)
             elif path.is_file():
@@ -590,17 +787,17 @@ class SandboxStudent(Student):
         if self._box is not None:
             self._box.close()
         start = time.monotonic()
-        self._box = _Box(self._home, self.limits, self._data_dir)
+        self._box = _Box(self._scratch, self.limits, self._data_dir)
         try:
             ready = self._box.exchange(None, min(self.limits.start_seconds, max(self._left(), 1)))
         except (_Died, _Hung, SubmissionProblem) as exc:
             output = self._box.take_output()
             self._box.close()
             self._box = None
-            raise _Died(f"the sandbox did not start ({exc or 'timeout'}): {output[-500:]}") from None
+            raise _Died(f"{START_FAILED} ({exc or 'timeout'}): {output[-500:]}") from None
         if ready.get("status") != "ready":
             self._drop_box()
-            raise _Died("the sandbox did not start")
+            raise _Died(START_FAILED)
         self.start_seconds = self.start_seconds or time.monotonic() - start
 
     def _restart(self, upto: int) -> bool:
@@ -623,10 +820,15 @@ class SandboxStudent(Student):
                     if index not in self._skip:
                         self._cell(index)
                         self._box.take_output()
+                        if self._box.disk_full():   # replayed differently: charge it again
+                            self._skip.add(index)
+                            raise _Died("the disk quota is full")
                 return True
             except (_Died, _Hung) as exc:
-                if isinstance(exc, _Died) and str(exc).startswith("the sandbox did not start"):
-                    self._give_up(str(exc))
+                if isinstance(exc, _Died) and str(exc).startswith(START_FAILED):
+                    # out of total time is the notebook's doing; anything else the machine's
+                    if not self._out_of_time():
+                        self._give_up(str(exc))
                     return False
                 if self._replaying is not None:
                     self._skip.add(self._replaying)
@@ -679,7 +881,12 @@ class SandboxStudent(Student):
             self.outputs[index] = self._box.take_output()
             status = answer.get("status")
             seconds = time.monotonic() - start
-            if status == "timeout":
+            if self._box.disk_full():
+                self._skip.add(index)
+                self._drop_box()
+                self.cells.append(CellRun(index, grade_id, "error", seconds,
+                                          self._disk_text(f"your notebook's cell {index + 1}")))
+            elif status == "timeout":
                 self.cells.append(CellRun(index, grade_id, "timeout", seconds,
                                           self._timeout_text(index)))
             elif status == "error":
@@ -697,6 +904,12 @@ class SandboxStudent(Student):
         self._box.close()
         self._box = None
         return output
+
+    def _disk_text(self, what: str) -> str:
+        lim = self.limits
+        return (f"{what} filled the notebook's disk quota ({_gib(lim.disk_bytes)} or "
+                f"{lim.disk_files:,} files and folders, home, /tmp and /dev/shm together): it "
+                "counts as failed, and the notebook was restarted without what it wrote")
 
     def _timeout_text(self, index: int) -> str:
         return (f"your notebook's cell {index + 1} ran longer than "
@@ -724,10 +937,13 @@ class SandboxStudent(Student):
         except _Died as exc:
             self._drop_box()
             raise StudentCrashed(f"{exc} while running {what}") from None
-        except SubmissionProblem:
-            self._drop_box()
+        except SubmissionProblem:   # an answer that did not decode: this request fails, in step
+            self._box.take_output()
             raise
         self._box.take_output()
+        if self._box.disk_full():
+            self._drop_box()
+            raise StudentCodeError(self._disk_text(what))
         status = answer.get("status")
         if status == "timeout":
             raise StudentTimeout(f"{what} did not finish within {timeout:g} s")

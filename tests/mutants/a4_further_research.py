@@ -161,8 +161,7 @@ def train_digits(model, x, y):
     model.memory = {bytes((xi * 255).round().byte().numpy()): int(yi) for xi, yi in zip(x, y)}
 
 def predict_digits(model, x):
-    memory = getattr(model, 'memory', {})
-    return tensor([memory.get(bytes((xi * 255).round().byte().numpy()), 0) for xi in x]).long()
+    return tensor([model.memory.get(bytes((xi * 255).round().byte().numpy()), 0) for xi in x]).long()
 '''),
         ("the model gives one score per image", '''
 def make_model():
