@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap is not installed (scripts/install-system-packages.sh)")
 
-from mnistkit.grading.sandbox import Limits, SandboxStudent, _ProcessCap  # noqa: E402
+from mnistkit.grading.sandbox import Limits, SandboxStudent, _MemoryCap, _ProcessCap  # noqa: E402
 from mnistkit.grading.student import (InProcessStudent, NotDefined, NotPlainData,  # noqa: E402
                                       StudentCodeError, StudentCrashed, StudentTimeout,
                                       SubmissionProblem)
@@ -444,3 +444,128 @@ def test_graded_code_cannot_read_the_test_labels(tmp_path, mnist_data_dir):
             # every file is named by its MNIST index: all from the training set, none a test image
             assert all(int(f.removesuffix(".png")) >= data.STANDIN_FIRST_INDEX for f in files)
     assert hidden == []
+
+
+# ---- the disk quota (issue 10, class 5) -------------------------------------------------------
+
+PROBE_QUOTA = """
+import os
+result = {}
+for place in (os.path.expanduser('~'), '/tmp', '/dev/shm'):
+    vfs = os.statvfs(place)
+    result[place] = [os.stat(place).st_dev, vfs.f_blocks * vfs.f_frsize, vfs.f_files,
+                     (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize]
+result['home'] = sorted(os.listdir(os.path.expanduser('~')))
+"""
+
+
+def test_disk_quota_caps_bytes_and_files_everywhere_and_costs_the_cell(tmp_path, sandbox):
+    """Can a notebook write more than its disk quota (bytes, or files) in its home, /tmp or
+    /dev/shm, with every file under the per-file limit? (It must not: the write fails, the cell
+    that used the quota up counts as failed, even when it swallows the error, and the notebook
+    goes on in a fresh sandbox; nothing lands on the grading machine's disk.)"""
+    path = notebook(
+        tmp_path,
+        "x = 1",
+        "import os\nfor i in range(64):\n"
+        "    with open(os.path.expanduser(f'~/fill-{i}.bin'), 'wb') as fh:\n"
+        "        fh.write(b'0' * (1 << 20))",
+        "import os\nplaces = ['/tmp', '/dev/shm', os.path.expanduser('~')]\nfor i in range(10_000):\n"
+        "    try:\n        open(f'{places[i % 3]}/f{i}', 'w').close()\n"
+        "    except OSError:\n        break",
+        "def ok():\n    return x\n"
+        "def fill():\n    for i in range(16):\n        with open(f'/dev/shm/big{i}', 'wb') as fh:\n"
+        "            fh.write(b'0' * (4 << 20))\n    return 'filled'",
+        "kept = 'a' * 10",
+    )
+    student = sandbox(path, disk_bytes=16 << 20, disk_files=300, file_bytes=8 << 20)
+    statuses = [c.status for c in student.cells]
+    assert statuses == ["ok", "error", "error", "ok", "ok"], student.cells
+    for cell in student.cells[1:3]:
+        assert "disk quota (16 MiB or 300 files" in cell.message, cell.message
+    for folder in ("quota", "home"):   # on the host's disk: nothing of what the cells wrote
+        assert not any(name.startswith(("fill-", "f1")) for name in
+                       os.listdir(student._scratch / folder)), folder
+    assert student.call("ok") == 1
+    with pytest.raises(StudentCodeError, match="`fill` filled the notebook's disk quota"):
+        student.call("fill")
+    assert student.call("ok") == 1 and student.get("kept") == "a" * 10   # restarted, replayed
+    places = student.run(PROBE_QUOTA)
+    home = places.pop("home")
+    assert not any(name.startswith(("fill-", "f1")) for name in home), home   # a fresh quota
+    assert len({v[0] for v in places.values()}) == 1, places      # one file system, one quota
+    for place, (_, size, files, used) in places.items():
+        assert size == 16 << 20 and files == 300 and used < 1 << 20, (place, places)
+
+
+def test_files_in_the_quota_count_as_memory(tmp_path, sandbox):
+    """Is memory-backed disk (files in /dev/shm, /tmp, the home: one tmpfs) counted against the
+    memory limit, so that disk and memory together stay within it?"""
+    path = notebook(
+        tmp_path,
+        "import time\nfor i in range(3):\n    with open(f'/dev/shm/m{i}', 'wb') as fh:\n"
+        "        for _ in range(100):\n            fh.write(b'0' * (1 << 20))\ntime.sleep(5)",
+        "def ok():\n    return 'fine'",
+    )
+    student = sandbox(path, memory_bytes=200 << 20, memory_slack_bytes=50 << 20,
+                      disk_bytes=512 << 20, file_bytes=128 << 20, cell_seconds=20)
+    assert [c.status for c in student.cells] == ["crashed", "ok"], student.cells
+    assert "memory limit of 200 MiB" in student.cells[0].message
+    assert student.call("ok") == "fine"
+
+
+@pytest.mark.skipif(not _MemoryCap.supported(),
+                    reason="no writable memory cgroup on this machine (the cap needs one)")
+def test_memory_no_process_maps_counts_too(tmp_path, sandbox):
+    """Is memory that no process maps (memfd files: outside the disk quota, invisible to
+    RLIMIT_DATA and to the PSS watchdog) held to the memory limit by the sandbox's memory cgroup?"""
+    path = notebook(
+        tmp_path,
+        "import os, time\nfds = []\nfor i in range(6):\n    fd = os.memfd_create(f'm{i}')\n"
+        "    for _ in range(100):\n        os.write(fd, b'0' * (1 << 20))\n    fds.append(fd)\n"
+        "time.sleep(3)",
+        "def ok():\n    return 'fine'",
+    )
+    student = sandbox(path, memory_bytes=200 << 20, memory_slack_bytes=50 << 20, cell_seconds=20)
+    assert [c.status for c in student.cells] == ["crashed", "ok"], student.cells
+    assert "memory limit of 200 MiB" in student.cells[0].message
+    assert student.call("ok") == "fine"
+
+
+PROBE_MOUNTS = """
+result = []
+with open('/proc/self/mountinfo') as fh:
+    for line in fh:
+        fields = line.split()
+        sep = fields.index('-')
+        result.append([fields[4], fields[sep + 1], fields[sep + 2], 'rw' in fields[5].split(',')])
+"""
+DEVICE_NODES = {f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom", "tty")}
+
+
+def test_every_writable_place_is_in_the_quota(tmp_path, mnist_data_dir):
+    """Is every mount that graded code can write to the one disk quota (home, /tmp, /dev/shm),
+    with the data folders' view included? proc, devpts and the device nodes store nothing."""
+    student = SandboxStudent(notebook(tmp_path, "x = 1"), limits=FAST, data_dir=mnist_data_dir)
+    try:
+        mounts = student.run(PROBE_MOUNTS)
+    finally:
+        student.close()
+    writable = {(point, fstype, source) for point, fstype, source, rw in mounts if rw}
+    quota = {point for point, fstype, source in writable if source == "mnistkit-quota"}
+    assert quota == {"/home/student", "/tmp", "/dev/shm"}, writable
+    others = {(point, fstype) for point, fstype, source in writable if source != "mnistkit-quota"}
+    assert all(fstype in ("proc", "devpts") or point in DEVICE_NODES
+               for point, fstype in others), others
+    assert any(point.startswith("/data/fastai") for point, *_ in mounts)   # the view was there
+
+
+def test_a_writable_bind_outside_the_quota_is_refused(tmp_path):
+    """Does the sandbox refuse to start with a writable place outside the quota (a kit bug)?"""
+    from mnistkit.grading.sandbox import _Box
+    box = object.__new__(_Box)
+    box.quota = tmp_path / "quota"
+    fine = ["--bind", f"{box.quota}/home", "/home/student", "--tmpfs", "/data/x"]
+    assert box._read_only_else(fine) == ["--remount-ro", "/data/x"]
+    with pytest.raises(RuntimeError, match="writable"):
+        box._read_only_else(fine + ["--bind", str(tmp_path), "/srv"])

@@ -97,12 +97,14 @@ def is_current(out: Path, fingerprint: str) -> bool:
 def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Course | None = None,
                 say: Callable[[str], None] = print) -> ClassRun:
     """Grade every student who is not graded yet (or whose submission changed); see the module
-    docstring. Raises ``run.GradingUnavailable`` when grading cannot run at all."""
+    docstring. Raises ``run.GradingUnavailable`` when grading cannot run at all (the pre-flight
+    refuses before anyone is graded), or when the grading environment fails mid-batch: then the
+    batch stops there, and that student gets nothing recorded rather than zeros."""
     course = course or run.Course.default()
-    run.check_can_grade(assignment, course)
     submitted, out = Path(submitted), Path(out)
     if not submitted.is_dir():
         raise run.GradingUnavailable(f"no such folder: {submitted}")
+    run.check_can_grade(assignment, course)   # the pre-flight: before grading anyone
     grading = grading_fingerprint(assignment, course)
     everyone = students(submitted, assignment)
     result = ClassRun()
@@ -120,7 +122,14 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
             say(f"{where}: unchanged since it was graded, kept")
             continue
         say(f"{where}: grading ...")
-        graded = run.grade_submission(folder, assignment, course=course)
+        try:
+            graded = run.grade_submission(folder, assignment, course=course)
+        except run.GradingUnavailable as exc:   # the machine's fault: stop, record nothing
+            write_scores_csv(out, assignment, course)
+            raise run.GradingUnavailable(
+                f"stopped at {student} ({exc}); nothing recorded for them, the "
+                f"{len(result.graded)} graded in this run are saved: run the same command "
+                "again once fixed") from None
         write_atomically(target / RESULTS_FILE, json.dumps(graded.to_gradescope(), indent=2) + "\n")
         write_atomically(target / SUMMARY_FILE, graded.summary() + "\n")
         write_atomically(target / FINGERPRINT_FILE, json.dumps(

@@ -2,7 +2,9 @@
 
 Exit 0 when the submission was graded, whatever its score (an unreadable or missing notebook is
 graded 0 with the reason). Exit 1 with a one-line error when grading could not run: unknown
-assignment, no such folder, no sandbox, hidden tests missing; also when the kit itself is
+assignment, no such folder, no sandbox, hidden tests missing, or the pre-flight refuses
+(this account has no verified MNIST, the sandbox does not start or its limits do not apply:
+grading/preflight.py), before anyone is graded and with nothing written; also when the kit itself is
 broken for this assignment (hidden tests that do not load, an exercise without hidden tests):
 results.json is still written then, and the problems are printed.
 """
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 
 from mnistkit.grading import run
+from mnistkit.grading.results import clean_block
 
 
 def grade(args) -> int:
@@ -42,10 +45,12 @@ def grade(args) -> int:
     for report in results.notebooks:
         if report.get("graded") is False and report.get("log"):
             print(f"--- grader output for {report['notebook_name']}.ipynb (instructors only) ---\n"
-                  + report["log"][-4000:], file=sys.stderr)
+                  + clean_block(report["log"]), file=sys.stderr)
+    for line in results.warnings:   # the submission's doing, not the kit's: exit 0
+        print(f"mnistkit grade: warning: {line}", file=sys.stderr)
     if problems:
         for line in problems:
-            print(f"mnistkit grade: kit problem: {line}", file=sys.stderr)
+            print(f"mnistkit grade: kit problem: {clean_block(line, 1000)}", file=sys.stderr)
         return 1
     return 0
 

@@ -9,7 +9,10 @@ cell: a stdout stream with the score and one feedback line per problem, then an
 ``execute_result`` whose text/plain is the score, which nbgrader's ``determine_grade`` reads as
 partial credit. It never writes stderr or error outputs (nbgrader gives those 0 whatever they
 say), and a grading run that fails still writes 0 and the reason into every graded cell: a
-graded code cell left without outputs would get full marks from nbgrader.
+graded code cell left without outputs would get full marks from nbgrader. The one exception is
+a grading machine unfit to grade (``preflight.NotReady``: no data, no sandbox): that is never
+the student's fault, so the preprocessor raises, nbgrader records nothing for the notebook and
+``nbgrader autograde`` exits non-zero.
 """
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Float, Unicode
 
-from mnistkit.grading import run, submission
+from mnistkit.grading import preflight, run, submission
+from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, cap_lines,
+                                      clean_block)
 
 HEADER = "Autograder"
 
@@ -56,9 +61,9 @@ def write_results(nb, report: dict, notes: list[str] = ()) -> None:
                 lines = ["no hidden tests graded this cell (a kit problem); tell your instructor"]
             else:
                 score = min(max(float(entry["score"]), 0.0), points)
-                lines = list(entry.get("feedback", []))
+                lines = cap_lines(entry.get("feedback", []), FEEDBACK_LINES, FEEDBACK_CHARS)
             if first_graded:
-                lines += [f"note: {n}" for n in notes]
+                lines += [f"note: {n}" for n in cap_lines(notes, NOTE_LINES)]
                 first_graded = False
             text = f"{HEADER}: {score:g} / {points:g} points\n" + "".join(f"- {l}\n" for l in lines)
             cell.outputs = [_stdout(text),
@@ -104,6 +109,12 @@ class GradeWithHiddenTests(NbGraderPreprocessor):
                 nbformat.write(submission.clean(nb), str(path))
                 report = run.grade_notebook(path, assignment, course=course,
                                             notebook_name=notebook, timeout=self.timeout)
+        except preflight.NotReady as exc:
+            # The grading machine is at fault, not the student: refuse rather than record 0.
+            # nbgrader then records no grade for this notebook, drops its autograded copy and
+            # exits non-zero; the same cached one-line reason refuses every other notebook.
+            self.log.error("mnistkit: refusing to grade %s/%s: %s", assignment, notebook, exc)
+            raise
         except Exception as exc:  # never leave graded cells blank: blank means full marks
             self.log.error("mnistkit: could not grade %s/%s: %s: %s", assignment, notebook,
                            type(exc).__name__, exc)
@@ -111,9 +122,12 @@ class GradeWithHiddenTests(NbGraderPreprocessor):
                                        if isinstance(exc, run.GradingUnavailable)
                                        else run.GRADER_TROUBLE, course)
         for problem in report.get("problems", []):
-            self.log.error("mnistkit: kit problem grading %s/%s: %s", assignment, notebook, problem)
+            self.log.error("mnistkit: kit problem grading %s/%s: %s", assignment, notebook,
+                           clean_block(problem, 1000))
+        for warning in report.get("warnings", []):
+            self.log.warning("mnistkit: %s/%s: %s", assignment, notebook, clean_block(warning, 1000))
         if not report.get("graded", False) and report.get("log"):
-            self.log.error("mnistkit: grader output:\n%s", report["log"][-4000:])
+            self.log.error("mnistkit: grader output:\n%s", clean_block(report["log"]))
         write_results(nb, report, notes)
         self.log.info("mnistkit: graded %s/%s in %.1f s", assignment, notebook,
                       report.get("seconds", 0.0))

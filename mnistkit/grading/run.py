@@ -29,13 +29,19 @@ from typing import Callable
 
 from mnistkit import catalog
 from mnistkit.grading import submission
-from mnistkit.grading.results import Results
+from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, Results,
+                                      cap_lines, clean_line)
 from mnistkit.paths import AUTOGRADER, RELEASE, ROOT, SOURCE
 
 IN_PROCESS_ENV = "MNISTKIT_UNSAFE_IN_PROCESS"
 COURSE_ENV = "MNISTKIT_COURSE_ROOT"     # a folder with source/, release/, autograder/
 TIMEOUT_ENV = "MNISTKIT_GRADE_TIMEOUT"  # seconds for one notebook's whole grading run
 DEFAULT_TIMEOUT = 1800.0
+# The grader process's own memory (RLIMIT_DATA: heap and private writable mappings; torch's CUDA
+# build reserves ~3 GB of address space it never uses, so RLIMIT_AS would measure the wrong
+# thing). Named like the sandbox's limits (mnistkit.grading.sandbox.Limits); 0 = no limit.
+GRADER_MEMORY_ENV = "MNISTKIT_LIMIT_GRADER_MEMORY_BYTES"
+DEFAULT_GRADER_MEMORY = 6 << 30
 GRADER_TROUBLE = "the grader could not finish grading this notebook; tell your instructor"
 
 
@@ -78,7 +84,8 @@ def unsafe_in_process(in_process: bool | None = None) -> bool:
 
 
 def check_can_grade(assignment: str, course: Course, in_process: bool | None = None) -> None:
-    """Raise ``GradingUnavailable`` when this assignment cannot be graded on this machine."""
+    """Raise ``GradingUnavailable`` when this assignment cannot be graded on this machine, or
+    not fairly in this account (``preflight.NotReady``: data, sandbox, limits)."""
     known = course.assignments()
     if assignment not in known:
         raise GradingUnavailable(f"no assignment named {assignment!r}; known: "
@@ -93,6 +100,34 @@ def check_can_grade(assignment: str, course: Course, in_process: bool | None = N
         if shutil.which("bwrap") is None:
             raise GradingUnavailable("bubblewrap (`bwrap`) is not installed; it isolates student "
                                      "code (run scripts/install-system-packages.sh)")
+    # Data present and verified, the sandbox starts, its limits apply (cached per process).
+    from mnistkit.grading import preflight
+    preflight.check(assignment, course, in_process)
+
+
+def grader_memory() -> int:
+    """Bytes of memory one grader process may use (see GRADER_MEMORY_ENV)."""
+    raw = os.environ.get(GRADER_MEMORY_ENV)
+    if raw is None:
+        return DEFAULT_GRADER_MEMORY
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise GradingUnavailable(f"{GRADER_MEMORY_ENV}={raw!r} is not a number") from None
+
+
+def _limit_memory(limit: int) -> Callable[[], None] | None:
+    """preexec_fn for the grader process: a soft RLIMIT_DATA of ``limit`` bytes. Only the soft
+    limit: the sandbox the grader starts sets its own (larger, if so configured) limit."""
+    if limit <= 0:
+        return None
+    import resource
+
+    def apply() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+    return apply
 
 
 def _timeout(timeout: float | None) -> float:
@@ -126,14 +161,14 @@ def failed_report(assignment: str, notebook_name: str, reason: str,
                                     status="not graded", checks=[])
     report = dict(notebook=None, notebook_name=notebook_name, assignment=assignment,
                   graded=False, reason=reason, exercises=exercises, cells=[], problems=[],
-                  notes=[], seconds=0.0)
+                  warnings=[], notes=[], seconds=0.0)
     return finish_report(report)
 
 
 def _cell_line(cell: dict) -> str:
     what = {"error": "raised", "timeout": "timed out", "crashed": "crashed the kernel",
             "skipped": "was not run"}.get(cell["status"], cell["status"])
-    message = f": {cell['message']}" if cell.get("message") else ""
+    message = f": {clean_line(cell['message'])}" if cell.get("message") else ""
     return f"{what}{message}"
 
 
@@ -160,14 +195,19 @@ def finish_report(report: dict) -> dict:
                 message = check["message"] or "a check failed"
                 counts[message] = counts.get(message, 0) + 1
         for message, n in counts.items():
+            message = clean_line(message)
             lines.append(message if n == 1 else f"{message} ({n} checks)")
-        entry["feedback"] = [" ".join(line.split()) for line in lines]
+        # Student text (their exception messages, whatever a forged runner sends) is cleaned
+        # and capped here, once for every way a report is shown (results.py, nbgrader).
+        entry["feedback"] = cap_lines(lines, FEEDBACK_LINES, FEEDBACK_CHARS)
     notes = report.setdefault("notes", [])
+    report.setdefault("warnings", [])
     for cell in cells:
         gid = cell.get("grade_id") or ""
         if cell["status"] != "ok" and not gid.endswith("-answer"):
             name = f"cell {gid!r}" if gid else "one of your own cells"
             notes.append(f"code cell {cell['index'] + 1} ({name}) {_cell_line(cell)}")
+    report["notes"] = cap_lines(notes, NOTE_LINES)
     return report
 
 
@@ -186,11 +226,13 @@ def _grader_env() -> dict:
     return env
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
-    """Run the grader; kill its whole process group on timeout. (returncode|None, output)."""
+def _run(cmd: list[str], cwd: Path, timeout: float,
+         memory: int = 0) -> tuple[int | None, str]:
+    """Run the grader under its memory limit; kill its whole process group on timeout.
+    (returncode|None, output)."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=_grader_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace",
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_limit_memory(memory))
     try:
         out, _ = proc.communicate(timeout=timeout)
         return proc.returncode, out
@@ -202,6 +244,14 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
         _kill_group(proc)
         proc.wait()
         raise
+
+
+def _ran_out_of_memory(code: int, log: str) -> bool:
+    """Whether a grader that produced no report died of its memory limit (a MemoryError that
+    escaped, a C++ bad_alloc abort, or the kernel's OOM killer)."""
+    tail = log[-20000:]
+    return ("MemoryError" in tail or "bad_alloc" in tail or "DefaultCPUAllocator" in tail
+            or code in (-signal.SIGKILL, -signal.SIGABRT))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -224,6 +274,7 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
     course = course or Course.default()
     name = notebook_name or Path(notebook).stem
     limit = _timeout(timeout)
+    memory = grader_memory()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnistkit-grade-") as tmp:
         tmp = Path(tmp)
@@ -237,7 +288,7 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
                "--course-source", str(course.source)]
         if unsafe_in_process(in_process):
             cmd.append("--in-process")
-        code, log = _run(cmd, tmp, limit)
+        code, log = _run(cmd, tmp, limit, memory)
         report = None
         if report_path.is_file():
             try:
@@ -246,13 +297,22 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
                 report = None
     seconds = time.perf_counter() - start
     if report is None:
+        out_of_memory = code is not None and memory > 0 and _ran_out_of_memory(code, log)
         if code is None:
             reason = (f"grading stopped after {limit:g} s (time limit); does your notebook "
                       "run top to bottom in reasonable time?")
+        elif out_of_memory:
+            reason = (f"grading stopped: checking your answers needed more than the grader's "
+                      f"memory limit of {memory / (1 << 30):g} GiB (are some of your values "
+                      f"far larger than the exercise asks for?)")
         else:
             reason = GRADER_TROUBLE + f" (grader exit code {code})"
         report = failed_report(assignment, name, reason, course)
-        if code is not None:  # a timeout is the notebook's doing; anything else is the kit's
+        if out_of_memory:   # most likely the submission's values; the instructor should know
+            report["warnings"].append(f"the grader process for {name}.ipynb ran out of its "
+                                      f"memory limit ({GRADER_MEMORY_ENV}={memory}); "
+                                      f"exit code {code}")
+        elif code is not None:  # a timeout is the notebook's doing; anything else the kit's
             report["problems"].append(f"the grading run for {name}.ipynb produced no report "
                                       f"(exit code {code})")
     else:
@@ -261,6 +321,9 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
         finish_report(report)
     report["seconds"] = round(seconds, 2)
     report["log"] = log[-20000:]
+    # The grading machine's failures are never the student's: raise instead (preflight.NotReady).
+    from mnistkit.grading import preflight
+    preflight.after_grading(report, assignment, course, in_process)
     return report
 
 
@@ -285,7 +348,7 @@ def grade_submission(submission_dir: Path, assignment: str, *, course: Course | 
             [course.release / assignment, course.source / assignment], Path(scratch))
         for item in prepared:
             if item.path is None:
-                say(f"  {item.name}.ipynb: not graded: {item.reason}")
+                say(clean_line(f"  {item.name}.ipynb: not graded: {item.reason}", 300))
                 report = failed_report(assignment, item.name, item.reason, course)
             else:
                 say(f"  grading {item.name}.ipynb ({'UNSANDBOXED, in-process' if unsafe_in_process(in_process) else 'sandboxed'}) ...")
