@@ -88,6 +88,9 @@ def test_reference_earns_full_marks(assignment, tmp_path, mnist_data_dir):
     short = {ex_id: (scores.get(ex_id), pts) for ex_id, pts in auto_points(assignment).items()
              if scores.get(ex_id) != pts}
     assert short == {}, {ex_id: failed_checks(results, ex_id) for ex_id in short}
+    # a check that raises on the reference's values is a kit bug (students would see it as a
+    # plain failure with a neutral reason, and the instructor a warning)
+    assert results.warnings == [], results.warnings
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -115,22 +118,6 @@ def test_each_mutant_costs_its_own_exercise_only(assignment, half, tmp_path, mni
     not_caught = [f"{ex_id} ({mutants[ex_id][0][0]})" for ex_id in mutated if scores[ex_id] >= points[ex_id]]
     collateral = [ex_id for ex_id in points if ex_id not in mutated and scores[ex_id] != points[ex_id]]
     assert not_caught == [] and collateral == []
-
-
-def test_looking_up_test_labels_earns_no_accuracy_point(tmp_path, mnist_data_dir):
-    """Can a 'model' that answers by finding each test image in the data folder's test split
-    earn accuracy points? It must not: graded code sees a stand-in made of training images."""
-    from tests.mutants.a4_further_research import CHEATS
-    assignment = "a4_further_research"
-    answers = examples.reference_answers(assignment)
-    answers["train_digits"] = CHEATS["reads_test_labels"][1]
-    results = grade(examples.with_answers(assignment, answers, tmp_path / assignment), assignment,
-                    "looks up test labels")
-    checks = {c["check"]: c for c in dict(results.exercises())["train_digits"]["checks"]}
-    accuracy = {name: c["status"] for name, c in checks.items() if name.startswith("test_trained_model_accuracy")}
-    assert len(accuracy) == 4 and set(accuracy.values()) == {"failed"}, accuracy
-    assert checks["test_make_model_shape_and_size"]["status"] == "passed"
-    assert "test accuracy" in checks["test_trained_model_accuracy[90%]"]["message"]
 
 
 def test_the_wire_audit_finds_reference_code(tmp_path):

@@ -157,10 +157,11 @@ def train_epoch(model, lr, params):
             return found(model, lr, params)
 '''
 
-# a3's points: flatten_images 2 (4 checks), init_params 2 (4), linear1 3 (4), relu 2 (3),
-# relu_module 2 (3); one of each one's checks is its technique check.
+# a3's points: flatten_images 2 (4 checks), init_params 2 (4), linear1 3 (4), relu 2 (3); one
+# of each one's checks is its technique check. The forging code sits in these answer cells, so
+# its evasions (`gc`, `torch._C`) cost only these exercises' technique checks.
 WITHOUT_TECHNIQUE = {"flatten_images": 2 * 3 / 4, "init_params": 2 * 3 / 4, "linear1": 3 * 3 / 4,
-                     "relu": 2 * 2 / 3, "relu_module": 2 * 2 / 3}
+                     "relu": 2 * 2 / 3}
 
 CASES = [
     Case("a3_training_loop", "forged_runner",
@@ -171,5 +172,5 @@ CASES = [
     Case("a3_training_loop", "reference_finder",
          "2: stubs that look for the reference in the sandbox and call it",
          answers={"calc_grad": FINDER_CALC_GRAD, "train_epoch": FINDER_TRAIN_EPOCH},
-         deserves={"calc_grad": 0.0, "train_epoch": 0.0, **WITHOUT_TECHNIQUE}),
+         deserves={"calc_grad": 0.0, "train_epoch": 0.0}),
 ]

@@ -12,8 +12,8 @@ owns like everything in the sandbox):
   decoding one took the grader from ~0.7 GB to over 2 GB. It deserves 0, and the grader must
   refuse it before parsing, without restarting the sandbox (nothing else may be lost).
 
-Forging the runner takes `import gc`, which the grader's source checks treat as an evasion
-anywhere in the notebook, so the technique checks of other exercises fail too (may_also_lose).
+Forging the runner takes `import gc`, an evasion for the grader's source checks; it sits in
+rmse_distance's answer cell, so it counts against that exercise only (nothing else may be lost).
 
 tests/test_grade_hostile_output.py grades the same submission with `mnistkit grade` and checks
 the terminal output and results.json for control characters.
@@ -84,9 +84,5 @@ CASES = [
             "rmse_distance": FORGED_RUNNER,
         },
         deserves={"l1_distance": 0.0, "rmse_distance": 0.0},
-        # Forging the runner needs `gc`, which the grader's source checks count as an evasion
-        # anywhere in the notebook: every technique check (decided from the source) fails.
-        may_also_lose={ex: "technique check: the notebook uses `gc` (the forged runner)"
-                       for ex in ("odd_doubled", "mnist_distance")},
     ),
 ]
