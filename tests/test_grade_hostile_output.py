@@ -145,6 +145,15 @@ def test_checks_tripped_by_student_values_fail_alone(toy_env, tmp_path):
     for name in ("double_it", "mean_image"):
         assert "stopped on an unexpected" in tests[name]["output"]
         assert "tell your instructor" not in tests[name]["output"]
+    # grade-class keeps the same warnings for the instructor and says where they are
+    toy.submit(tmp_path / "submitted" / "ada" / toy.ASSIGNMENT, nb)
+    out = tmp_path / "class"
+    proc = run_mnistkit("grade-class", tmp_path / "submitted", "--assignment", toy.ASSIGNMENT,
+                        "--out", out, env=dict(__import__("os").environ))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 warning(s) in graded.json" in proc.stdout + proc.stderr
+    graded = json.loads((out / "ada" / "graded.json").read_text())
+    assert len(graded["warnings"]) == 2 and graded["problems"] == []
 
 
 # --- the real a1 with a forged runner (tests/corpus/real_grader_attacks.py) -------------------

@@ -134,10 +134,14 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
         write_atomically(target / SUMMARY_FILE, graded.summary() + "\n")
         write_atomically(target / FINGERPRINT_FILE, json.dumps(
             {"fingerprint": fingerprint, "assignment": assignment, "student": student,
-             "scores": graded.scores(), "problems": graded.problems}, indent=2) + "\n")
+             "scores": graded.scores(), "problems": graded.problems,
+             "warnings": graded.warnings}, indent=2) + "\n")
         result.graded.append(student)
         say(f"{where}: {graded.score:g} / {graded.max_score:g} in {graded.execution_time:.0f} s"
-            + ("" if not graded.problems else f" (kit problems: {'; '.join(graded.problems)})"))
+            + ("" if not graded.problems else f" (kit problems: {'; '.join(graded.problems)})")
+            # checks the submission's values made raise: failed for the student, worth a look
+            + ("" if not graded.warnings else f" ({len(graded.warnings)} warning(s) in "
+               f"{FINGERPRINT_FILE})"))
     write_scores_csv(out, assignment, course)
     result.seconds = time.perf_counter() - start
     return result
