@@ -567,14 +567,14 @@ class _Box:
         """Send ``request`` (None: just wait for the ready frame); the answer as a dict.
         Raises _Died, _Hung, or SubmissionProblem for an answer that is not well-formed."""
         deadline = time.monotonic() + seconds
-        out = b""
+        out = memoryview(b"")   # a view: each write moves its start, no copy of the rest
         expected = None                 # the ready frame carries no id
         if request is not None:
             self.serial += 1
             expected = request["id"] = self.serial
             wire_audit.record(request)
             payload = wire.encode(request)
-            out = struct.pack(">I", len(payload)) + payload
+            out = memoryview(struct.pack(">I", len(payload)) + payload)
         header, body, need = b"", [], 4
         last_watch = 0.0
         while True:
@@ -586,7 +586,7 @@ class _Box:
                 last_watch = now
                 self._watch()
             readers = [self.answer_fd, self.output_fd]
-            writers = [self.request_fd] if out else []
+            writers = [self.request_fd] if len(out) else []
             try:
                 ready_r, ready_w, _ = select.select(readers, writers, [], min(0.25, deadline - now))
             except InterruptedError:
