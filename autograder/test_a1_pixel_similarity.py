@@ -54,11 +54,6 @@ def pick(rng, t: torch.Tensor, n: int) -> torch.Tensor:
     return t[torch.from_numpy(rng.choice(len(t), size=n, replace=False))]
 
 
-def notebook(request):
-    """The submitted notebook's path: its source is read here, in the grader."""
-    return request.config.getoption("--notebook")
-
-
 # --- count_images (questionnaire 2) -----------------------------------------------------------
 
 COUNT_PROBE_FOLDER = """
@@ -190,16 +185,16 @@ def test_odd_doubled_nothing_odd(student, rng):
 
 
 @ex("odd_doubled")
-def test_odd_doubled_uses_a_list_comprehension(student, rng, request):
+def test_odd_doubled_uses_a_list_comprehension(student, rng, notebook):
     """Technique, from the answer's source (read here): a list comprehension, no loop
     statement, nothing the grader cannot read; and right values."""
-    code = source_checks.function_code(notebook(request), "odd_doubled")
+    code = source_checks.function_code(notebook, "odd_doubled")
     check(any(isinstance(node, ast.ListComp) for fn in code.nodes.values() for node in ast.walk(fn)),
           "odd_doubled should build its result with a list comprehension ([... for ... in ... if ...])")
     statements = [loop for loop in source_checks.python_loops(code) if "loop" in loop]
     check(not statements, f"odd_doubled uses {', '.join(statements)}: build the list with one list "
                           "comprehension instead")
-    source_checks.expect_no_evasion(notebook(request), "odd_doubled")
+    source_checks.expect_no_evasion(notebook, "odd_doubled")
     xs = rng.integers(0, 1000, size=12).tolist()
     expect_list(student.call("odd_doubled", xs), ref.odd_doubled(xs), "a random list of integers")
 
@@ -375,7 +370,7 @@ def test_mnist_distance_batch_of_batches(student, rng):
 
 
 @ex("mnist_distance")
-def test_mnist_distance_broadcasts_without_a_python_loop(student, rng, request):
+def test_mnist_distance_broadcasts_without_a_python_loop(student, rng, notebook):
     """Technique, decided from the answer's source read here (its `def` and the notebook
     functions it calls): no Python loop, nothing the grader cannot read. Nothing counted in
     the sandbox: the student's code owns it and could patch or dodge any counter."""
@@ -384,9 +379,9 @@ def test_mnist_distance_broadcasts_without_a_python_loop(student, rng, request):
     expect_close(got, ref.mnist_distance(large, image), "mnist_distance(batch, image)",
                  on="a random batch of 60 images")
     source_checks.expect_no_python_loop(
-        notebook(request), "mnist_distance",
+        notebook, "mnist_distance",
         "use broadcasting on the whole batch instead of a Python loop over the images")
-    source_checks.expect_no_evasion(notebook(request), "mnist_distance")
+    source_checks.expect_no_evasion(notebook, "mnist_distance")
 
 
 # --- is_3 (questionnaire 3) -------------------------------------------------------------------

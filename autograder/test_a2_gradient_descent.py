@@ -26,7 +26,6 @@ here with the reference computed here, and the notebook's source, read here.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,12 +72,6 @@ def mnist_loss(
     distance from the targets (a different loss, not an answer to mnist_loss)."""
     return ((inputs - targets) ** 4).mean()
 ''')
-
-
-@pytest.fixture(scope="session")
-def notebook(request) -> Path:
-    """The submitted notebook, read here (never in the sandbox) for source checks."""
-    return Path(request.config.getoption("--notebook"))
 
 
 def expect_close_any(value, alternatives, what: str, on: str = "", **kwargs):

@@ -57,11 +57,6 @@ def rand(rng, *shape, scale=1.0):
     return torch.from_numpy((rng.standard_normal(shape) * scale).astype("float32"))
 
 
-@pytest.fixture(scope="module")
-def notebook(request):
-    return request.config.getoption("--notebook")
-
-
 # ================================================================================ MomentumSGD
 MOMENTUM_STEPS = '''
 import torch

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mnistkit import catalog, examples
+from mnistkit import examples
 from mnistkit.grading.run import grade_submission
 
 from .corpus.real import Case
+from .test_grade_assignments import auto_points
 
 pytestmark = pytest.mark.slow
 
-ASSIGNMENTS = catalog.assignments()
 
 
 def cases() -> list[tuple[str, Case]]:
@@ -24,11 +24,6 @@ def cases() -> list[tuple[str, Case]]:
         module = importlib.import_module(f"tests.corpus.{path.stem}")
         found += [(case.assignment, case) for case in module.CASES]
     return found
-
-
-def auto_points(assignment):
-    return {ex.id: ex.points for ex in catalog.load()
-            if ex.assignment == assignment and ex.kind == "auto"}
 
 
 @pytest.mark.parametrize("assignment,case", cases(), ids=lambda v: v if isinstance(v, str) else v.name)

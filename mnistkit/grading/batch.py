@@ -25,7 +25,7 @@ from typing import Callable
 
 from mnistkit import catalog
 from mnistkit.grading import run
-from mnistkit.grading.results import write_atomically
+from mnistkit.grading.results import clean_line, write_atomically
 from mnistkit.paths import SOLUTIONS
 
 FINGERPRINT_FILE = "graded.json"
@@ -110,7 +110,8 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
     result = ClassRun()
     start = time.perf_counter()
     for number, (student, folder) in enumerate(everyone, 1):
-        where = f"[{number}/{len(everyone)}] {student}"
+        # a folder name is the submitter's text too: shown cleaned, like every student string
+        where = f"[{number}/{len(everyone)}] {clean_line(student, 100)}"
         if folder is None:
             result.missing.append(student)
             say(f"{where}: no {assignment}/ folder, nothing to grade")

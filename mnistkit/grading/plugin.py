@@ -84,6 +84,13 @@ def student(request):
     handle.close()
 
 
+@pytest.fixture(scope="session")
+def notebook(request) -> Path:
+    """The submitted notebook's path, for checks that read its source here, in the grader
+    (``mnistkit.grading.source_checks``); it is never run in this process."""
+    return Path(request.config.getoption("--notebook"))
+
+
 def seeded_rng(config, key: str) -> np.random.Generator:
     """A numpy Generator seeded by the course seed and ``key``: the same inputs every grading
     run, inputs no student has seen. For module-scoped fixtures (one expensive probe shared by
