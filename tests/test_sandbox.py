@@ -35,13 +35,32 @@ def notebook(folder: Path, *sources: str, name: str = "submission.ipynb") -> Pat
     return path
 
 
-@pytest.fixture
-def sandbox():
-    """Open SandboxStudents and close them after the test, whatever happens."""
+@pytest.fixture(scope="module")
+def fork_server():
+    """One warm start's fork server for this file's warm tests (mnistkit.grading.zygote)."""
+    from mnistkit.grading import zygote
+    from mnistkit.grading.sandbox import _default_data_dir
+    server = zygote.ForkServer(FAST, _default_data_dir(None), ())
+    assert not server.problem, server.problem
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["cold", "warm"])
+def sandbox(request, monkeypatch):
+    """Open SandboxStudents and close them after the test, whatever happens; each test runs
+    with a cold sandbox (bubblewrap starts the runner) and a warm one (a fork server's child):
+    the isolation and limits must hold both ways."""
+    if request.param == "warm":
+        server = request.getfixturevalue("fork_server")
+        monkeypatch.setenv(*next(iter(server.grader_env().items())))
+    else:
+        monkeypatch.delenv("MNISTKIT_FORKSERVER", raising=False)
     opened = []
 
     def make(path, **limits):
         student = SandboxStudent(path, limits=Limits(**{**vars(FAST), **limits}))
+        assert (student._warm is not None) == (request.param == "warm") or student._broken
         opened.append(student)
         return student
     yield make
@@ -382,12 +401,24 @@ def test_student_objects_never_reach_the_grader(tmp_path, sandbox):
         "class Evil:\n    def __reduce__(self):\n        return (os.system, ('touch /tmp/pwned',))\n"
         "def evil():\n    return Evil()\n"
         "def nested():\n    return [1, {'a': Evil()}]\n"
+        # the answer pipe: named on a cold runner's command line, found among the open
+        # descriptors of a warm one (a pipe open for writing, other than stdout/stderr)
+        "import fcntl, stat\n"
+        "def answer_fd():\n"
+        "    if '--answer-fd' in sys.argv:\n"
+        "        return int(sys.argv[sys.argv.index('--answer-fd') + 1])\n"
+        "    for fd in range(3, 256):\n"
+        "        try:\n"
+        "            if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY:\n"
+        "                return fd\n"
+        "        except OSError:\n"
+        "            pass\n"
         "def forge():\n"
-        "    fd = int(sys.argv[sys.argv.index('--answer-fd') + 1])\n"
+        "    fd = answer_fd()\n"
         "    os.write(fd, struct.pack('>I', 12) + b'not a frame!')\n"
         "    return 1\n"
         "def huge_frame():\n"
-        "    fd = int(sys.argv[sys.argv.index('--answer-fd') + 1])\n"
+        "    fd = answer_fd()\n"
         "    os.write(fd, struct.pack('>I', 4_000_000_000))\n"
         "    return 1\n"
         "module = os\n"
@@ -533,24 +564,37 @@ def test_memory_no_process_maps_counts_too(tmp_path, sandbox):
 
 
 PROBE_MOUNTS = """
-result = []
+top = {}
 with open('/proc/self/mountinfo') as fh:
-    for line in fh:
+    for line in fh:   # in mount order: a later mount on the same point covers the earlier one
         fields = line.split()
         sep = fields.index('-')
-        result.append([fields[4], fields[sep + 1], fields[sep + 2], 'rw' in fields[5].split(',')])
+        top[fields[4]] = [fields[4], fields[sep + 1], fields[sep + 2], 'rw' in fields[5].split(',')]
+result = list(top.values())
 """
 DEVICE_NODES = {f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom", "tty")}
 
 
-def test_every_writable_place_is_in_the_quota(tmp_path, mnist_data_dir):
+@pytest.mark.parametrize("start", ["cold", "warm"])
+def test_every_writable_place_is_in_the_quota(tmp_path, mnist_data_dir, monkeypatch, start):
     """Is every mount that graded code can write to the one disk quota (home, /tmp, /dev/shm),
-    with the data folders' view included? proc, devpts and the device nodes store nothing."""
+    with the data folders' view included? proc, devpts and the device nodes store nothing.
+    Warm: the fork server's own scratch (HOME, /tmp, /dev/shm) is covered by the child's quota,
+    its inbox and the quota's mount point by read-only empty folders."""
+    from mnistkit.grading import zygote
+    monkeypatch.delenv(zygote.SERVER_ENV, raising=False)
+    server = zygote.ForkServer(FAST, mnist_data_dir, ()) if start == "warm" else None
+    if server is not None:
+        assert not server.problem, server.problem
+        monkeypatch.setenv(*next(iter(server.grader_env().items())))
     student = SandboxStudent(notebook(tmp_path, "x = 1"), limits=FAST, data_dir=mnist_data_dir)
+    assert (student._warm is not None) == (start == "warm")
     try:
         mounts = student.run(PROBE_MOUNTS)
     finally:
         student.close()
+        if server is not None:
+            server.close()
     writable = {(point, fstype, source) for point, fstype, source, rw in mounts if rw}
     quota = {point for point, fstype, source in writable if source == "mnistkit-quota"}
     assert quota == {"/home/student", "/tmp", "/dev/shm"}, writable
@@ -562,10 +606,9 @@ def test_every_writable_place_is_in_the_quota(tmp_path, mnist_data_dir):
 
 def test_a_writable_bind_outside_the_quota_is_refused(tmp_path):
     """Does the sandbox refuse to start with a writable place outside the quota (a kit bug)?"""
-    from mnistkit.grading.sandbox import _Box
-    box = object.__new__(_Box)
-    box.quota = tmp_path / "quota"
-    fine = ["--bind", f"{box.quota}/home", "/home/student", "--tmpfs", "/data/x"]
-    assert box._read_only_else(fine) == ["--remount-ro", "/data/x"]
+    from mnistkit.grading.sandbox import read_only_else
+    quota = {f"{tmp_path}/quota/home"}
+    fine = ["--bind", f"{tmp_path}/quota/home", "/home/student", "--tmpfs", "/data/x"]
+    assert read_only_else(fine, quota) == ["--remount-ro", "/data/x"]
     with pytest.raises(RuntimeError, match="writable"):
-        box._read_only_else(fine + ["--bind", str(tmp_path), "/srv"])
+        read_only_else(fine + ["--bind", str(tmp_path), "/srv"], quota)

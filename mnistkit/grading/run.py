@@ -226,13 +226,14 @@ def _grader_env() -> dict:
     return env
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float,
-         memory: int = 0) -> tuple[int | None, str]:
+def _run(cmd: list[str], cwd: Path, timeout: float, memory: int = 0,
+         env: dict | None = None, pass_fds: tuple[int, ...] = ()) -> tuple[int | None, str]:
     """Run the grader under its memory limit; kill its whole process group on timeout.
     (returncode|None, output)."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=_grader_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace",
-                            start_new_session=True, preexec_fn=_limit_memory(memory))
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**_grader_env(), **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", start_new_session=True, pass_fds=pass_fds,
+                            preexec_fn=_limit_memory(memory))
     try:
         out, _ = proc.communicate(timeout=timeout)
         return proc.returncode, out
@@ -259,6 +260,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _warm_start(course: Course, assignment: str):
+    """A fork server (mnistkit.grading.zygote) for this notebook's sandboxes, importing what the
+    assignment's release notebooks import; kept by this process for the next notebook."""
+    from mnistkit.grading import sandbox, zygote
+    limits = sandbox.Limits.from_env()
+    return zygote.lease(limits, sandbox._default_data_dir(None),
+                        zygote.release_imports(course.release, assignment))
 
 
 def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = None,
@@ -288,7 +298,12 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
                "--course-source", str(course.source)]
         if unsafe_in_process(in_process):
             cmd.append("--in-process")
-        code, log = _run(cmd, tmp, limit, memory)
+            code, log = _run(cmd, tmp, limit, memory)
+        else:
+            with _warm_start(course, assignment) as server:
+                code, log = _run(cmd, tmp, limit, memory,
+                                 env=server.grader_env() if server else None,
+                                 pass_fds=server.pass_fds() if server else ())
         report = None
         if report_path.is_file():
             try:

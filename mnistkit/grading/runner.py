@@ -207,6 +207,7 @@ class Runner:
 
 
 def main(argv=None) -> int:
+    """The cold start: bubblewrap started this process for one notebook."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--wire", required=True, help="path of wire.py")
     parser.add_argument("--answer-fd", type=int, required=True)
@@ -216,13 +217,26 @@ def main(argv=None) -> int:
                         help="import this module before any student code (torch: so that a "
                              "student cell interrupted mid-import cannot break decoding)")
     args = parser.parse_args(argv)
-
     # The protocol fds move out of the student's way: requests on a private fd, stdin = /dev/null.
     request_fd = os.dup(0)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    answer_fd = args.answer_fd
+    return serve(load_wire(args.wire), request_fd, args.answer_fd, memory=args.memory,
+                 fsize=args.fsize, preload=args.preload)
+
+
+def load_wire(path: str):
+    spec = importlib.util.spec_from_file_location("mnistkit_wire", path)
+    wire = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wire)
+    return wire
+
+
+def serve(wire, request_fd: int, answer_fd: int, *, memory: int = 0, fsize: int = 0,
+          preload=()) -> int:
+    """Answer requests until the grader hangs up. Also the warm start's entry point
+    (forkserver.py calls it in a forked child that has entered its own namespaces)."""
     os.set_inheritable(request_fd, False)
     os.set_inheritable(answer_fd, False)
     # A process the student forks must never read the grader's requests or write answers.
@@ -230,12 +244,8 @@ def main(argv=None) -> int:
     RUNNER_PID = os.getpid()
     os.register_at_fork(after_in_child=lambda: [_close_quietly(fd) for fd in (request_fd, answer_fd)])
 
-    spec = importlib.util.spec_from_file_location("mnistkit_wire", args.wire)
-    wire = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(wire)
-
-    _set_limits(args)
-    for module in args.preload:
+    _set_limits(argparse.Namespace(memory=memory, fsize=fsize))
+    for module in preload:
         try:
             importlib.import_module(module)
         except Exception as exc:

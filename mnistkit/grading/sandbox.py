@@ -60,8 +60,7 @@ from mnistkit.grading.student import (CellRun, NotDefined, NotPlainData, Student
                                       SubmissionProblem, code_cells)
 
 GRADING = Path(__file__).resolve().parent
-RUNNER = GRADING / "runner.py"
-WIRE = GRADING / "wire.py"
+TOOL_FILES = ("runner.py", "wire.py", "forkserver.py")   # stand-alone, bound in read-only
 BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
 UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 
@@ -198,9 +197,13 @@ class _ProcessCap:
 
     def join(self) -> None:
         """Runs in the sandbox's first process before exec (Popen's preexec_fn)."""
+        self.add(os.getpid())
+
+    def add(self, pid: int) -> None:
+        """Put ``pid`` in this cgroup (a warm start's child, before it does anything)."""
         if self.path is not None:
             with open(self.path / "cgroup.procs", "w") as fh:
-                fh.write(str(os.getpid()))
+                fh.write(str(pid))
 
     @staticmethod
     def _rmdir(path: Path) -> bool:
@@ -286,9 +289,18 @@ class _MemoryCap:
         return self.path is not None
 
     def join(self) -> None:
-        if self.path is not None:
-            with open(self.path / "cgroup.procs", "w") as fh:
-                fh.write(str(os.getpid()))
+        self.add(os.getpid())
+
+    add = _ProcessCap.add
+
+    def peak_bytes(self) -> int | None:
+        """The most memory the sandbox held at once (the cgroup's own counter)."""
+        for name in ("memory.max_usage_in_bytes", "memory.peak"):   # v1, v2
+            try:
+                return int((self.path / name).read_text().split()[0])
+            except (OSError, ValueError, IndexError, TypeError):
+                continue
+        return None
 
     def oom_kills(self) -> int:
         """How many of the sandbox's processes the kernel killed at the limit (the grader then
@@ -396,24 +408,107 @@ def data_view(data_dir: Path) -> list[str]:
     return args
 
 
+def bwrap_base() -> list[str]:
+    """bubblewrap's isolation, the same for a cold sandbox and the warm start's fork server."""
+    return [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns",
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--die-with-parent", "--new-session", "--clearenv",
+            "--dev", "/dev", "--proc", "/proc"]
+
+
+def view_args(data_dir: Path | None) -> list[str]:
+    """The read-only view of the machine: /usr, a few files of /etc, the Python install and the
+    venv (editable installs blanked), the data view, runner.py and its helpers."""
+    prefix, base = Path(sys.prefix), Path(sys.base_prefix)
+    cmd = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        target = Path("/") / name
+        if target.is_symlink():
+            cmd += ["--symlink", os.readlink(target), str(target)]
+        elif target.is_dir():
+            cmd += ["--ro-bind", str(target), str(target)]
+    for name in ETC:
+        if (Path("/etc") / name).exists():
+            cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    cmd += ["--ro-bind", str(base), str(base)]
+    if prefix != base:
+        cmd += ["--ro-bind", str(prefix), str(prefix)]
+    # Editable installs (mnistkit's own) point into the repository: blank their hooks.
+    for hook in prefix.glob("lib/python*/site-packages/__editable__*"):
+        if hook.is_file():
+            cmd += ["--ro-bind", "/dev/null", str(hook)]
+    if data_dir is not None:
+        cmd += data_view(data_dir)
+    for tool in TOOL_FILES:
+        cmd += ["--ro-bind", str(GRADING / tool), f"{TOOLS}/{tool}"]
+    return cmd
+
+
+def env_args(limits: Limits) -> list[str]:
+    prefix = Path(sys.prefix)
+    threads = str(limits.threads)
+    env = dict(PATH=f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin", HOME=HOME,
+               FASTAI_HOME=f"{HOME}/.fastai", MPLBACKEND="Agg", PYTHONHASHSEED="0",
+               PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS=threads,
+               MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+               # idle OpenMP threads sleep: spinning ones starve a machine grading in parallel
+               OMP_WAIT_POLICY="PASSIVE",
+               LANG="C.UTF-8", TMPDIR="/tmp", MPLCONFIGDIR=f"{HOME}/.config/matplotlib")
+    args = []
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return args
+
+
+def read_only_else(cmd: list[str], writable: set[str]) -> list[str]:
+    """The disk audit of a bubblewrap command: ``writable`` are the only writable places. Every
+    other tmpfs (e.g. one that hides a data folder) is remounted read-only; any other writable
+    bind is a kit bug, refused here rather than handed to a student."""
+    extra = []
+    for i, arg in enumerate(cmd):
+        if arg in ("--bind", "--bind-try", "--dev-bind", "--dev-bind-try") \
+                and cmd[i + 1] not in writable:
+            raise RuntimeError(f"sandbox command binds {cmd[i + 1]} writable (kit bug)")
+        if arg in ("--tmpfs", "--mqueue") and cmd[i + 1] not in writable:
+            extra += ["--remount-ro", cmd[i + 1]]
+    return extra
+
+
 class _Box:
     """One sandboxed runner process and its three pipes."""
 
-    def __init__(self, scratch: Path, limits: Limits, data_dir: Path | None):
+    def __init__(self, scratch: Path, limits: Limits, data_dir: Path | None, warm=None):
         """``scratch``: the submission's scratch folder on the host, with ``home/`` (prepared,
-        copied into the quota at each start) and ``quota/`` (the tmpfs's mount point)."""
+        copied into the quota at each start) and ``quota/`` (the tmpfs's mount point).
+        ``warm``: a ``zygote.ForkClient``; then the runner is a fork of the warm start's server
+        (``scratch`` lies in its inbox) instead of a fresh process under bubblewrap."""
         self.limits = limits
         self.quota = scratch / "quota"
+        # where the grader reads the quota's use, through the sandbox's own mount namespace
+        self.quota_view = HOME if warm is not None else str(self.quota)
         self.serial = 0                 # request ids: answers name the request they answer
         self.output = bytearray()
+        self.last_watch = 0.0
+        self.cap = _ProcessCap(limits.processes)
+        self.memcap = _MemoryCap(limits.memory_bytes + limits.memory_slack_bytes)
+        caps = [cap for cap in (self.cap, self.memcap) if cap.available]
+        if warm is not None:
+            try:
+                self.proc, self.answer_fd, self.output_fd = warm.spawn(
+                    scratch.name, limits, caps, limits.start_seconds)
+            except BaseException:
+                self.cap.remove()
+                self.memcap.remove()
+                raise
+            os.set_blocking(self.output_fd, False)
+            self.request_fd = self.proc.stdin.fileno()
+            os.set_blocking(self.request_fd, False)
+            return
         answer_r, answer_w = os.pipe()
         output_r, output_w = os.pipe()
         self.answer_fd, self.output_fd = answer_r, output_r
         os.set_blocking(output_r, False)
         cmd = self._command(scratch, data_dir, answer_w)
-        self.cap = _ProcessCap(limits.processes)
-        self.memcap = _MemoryCap(limits.memory_bytes + limits.memory_slack_bytes)
-        caps = [cap for cap in (self.cap, self.memcap) if cap.available]
 
         def join_caps():   # in the sandbox's first process, before exec
             for cap in caps:
@@ -435,48 +530,16 @@ class _Box:
 
     def _command(self, scratch: Path, data_dir: Path | None, answer_w: int) -> list[str]:
         lim = self.limits
-        prefix, base = Path(sys.prefix), Path(sys.base_prefix)
-        cmd = [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns",
-               "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-               "--die-with-parent", "--new-session", "--clearenv",
-               # Mount points first: binds below may live under /tmp (a CI clone's venv does)
-               # and must land on top of the fresh /tmp, not be hidden by it.
-               "--dev", "/dev", "--proc", "/proc",
-               "--bind", f"{self.quota}/tmp", "/tmp", "--bind", f"{self.quota}/shm", "/dev/shm",
-               "--ro-bind", "/usr", "/usr"]
-        for name in ("bin", "lib", "lib64", "sbin"):
-            target = Path("/") / name
-            if target.is_symlink():
-                cmd += ["--symlink", os.readlink(target), str(target)]
-            elif target.is_dir():
-                cmd += ["--ro-bind", str(target), str(target)]
-        for name in ETC:
-            if (Path("/etc") / name).exists():
-                cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-        cmd += ["--ro-bind", str(base), str(base)]
-        if prefix != base:
-            cmd += ["--ro-bind", str(prefix), str(prefix)]
-        # Editable installs (mnistkit's own) point into the repository: blank their hooks.
-        for hook in prefix.glob("lib/python*/site-packages/__editable__*"):
-            if hook.is_file():
-                cmd += ["--ro-bind", "/dev/null", str(hook)]
-        if data_dir is not None:
-            cmd += data_view(data_dir)
-        cmd += ["--ro-bind", str(RUNNER), f"{TOOLS}/runner.py",
-                "--ro-bind", str(WIRE), f"{TOOLS}/wire.py",
-                "--bind", f"{self.quota}/home", HOME, "--chdir", HOME]
-        cmd += self._read_only_else(cmd) + ["--remount-ro", "/dev", "--remount-ro", "/"]
-        threads = str(lim.threads)
-        env = dict(PATH=f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin", HOME=HOME,
-                   FASTAI_HOME=f"{HOME}/.fastai", MPLBACKEND="Agg", PYTHONHASHSEED="0",
-                   PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS=threads,
-                   MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-                   # idle OpenMP threads sleep: spinning ones starve a machine grading in parallel
-                   OMP_WAIT_POLICY="PASSIVE",
-                   LANG="C.UTF-8", TMPDIR="/tmp", MPLCONFIGDIR=f"{HOME}/.config/matplotlib")
-        for key, value in env.items():
-            cmd += ["--setenv", key, value]
-        cmd += [f"{prefix}/bin/python", "-u", f"{TOOLS}/runner.py", "--wire", f"{TOOLS}/wire.py",
+        # Mount points first: binds below may live under /tmp (a CI clone's venv does) and must
+        # land on top of the fresh /tmp, not be hidden by it.
+        cmd = bwrap_base() + ["--bind", f"{self.quota}/tmp", "/tmp",
+                              "--bind", f"{self.quota}/shm", "/dev/shm"]
+        cmd += view_args(data_dir) + ["--bind", f"{self.quota}/home", HOME, "--chdir", HOME]
+        writable = {f"{self.quota}/{part}" for part in ("home", "tmp", "shm")}
+        cmd += read_only_else(cmd, writable) + ["--remount-ro", "/dev", "--remount-ro", "/"]
+        cmd += env_args(lim)
+        cmd += [f"{Path(sys.prefix)}/bin/python", "-u", f"{TOOLS}/runner.py",
+                "--wire", f"{TOOLS}/wire.py",
                 "--answer-fd", str(answer_w), "--memory", str(lim.memory_bytes),
                 "--fsize", str(lim.file_bytes)]
         for module in lim.preload:
@@ -485,20 +548,6 @@ class _Box:
                  QUOTA_SCRIPT, "mnistkit-quota", str(self.quota), str(int(lim.disk_bytes)),
                  str(int(lim.disk_files)), str(scratch / "home")]
         return quota + cmd
-
-    def _read_only_else(self, cmd: list[str]) -> list[str]:
-        """The disk audit of the command: the quota's three binds are the only writable places.
-        Every tmpfs (e.g. one that hides a data folder) is remounted read-only; any other
-        writable bind is a kit bug, refused here rather than handed to a student."""
-        writable = {f"{self.quota}/{part}" for part in ("home", "tmp", "shm")}
-        extra = []
-        for i, arg in enumerate(cmd):
-            if arg in ("--bind", "--bind-try", "--dev-bind", "--dev-bind-try") \
-                    and cmd[i + 1] not in writable:
-                raise RuntimeError(f"sandbox command binds {cmd[i + 1]} writable (kit bug)")
-            if arg in ("--tmpfs", "--mqueue"):
-                extra += ["--remount-ro", cmd[i + 1]]
-        return extra
 
     # ---- talking to it --------------------------------------------------------------------
     def _drain_output(self) -> None:
@@ -539,7 +588,7 @@ class _Box:
         """(bytes used, bytes free, files used, files free) of the disk quota, read by the grader
         through the sandbox's mount namespace; None when the sandbox is gone."""
         try:
-            st = os.statvfs(f"/proc/{self.proc.pid}/root{self.quota}")
+            st = os.statvfs(f"/proc/{self.proc.pid}/root{self.quota_view}")
         except OSError:
             return None
         if st.f_files != int(self.limits.disk_files):
@@ -555,11 +604,28 @@ class _Box:
         margin = max(256 << 10, int(self.limits.disk_bytes) // 256)
         return use[1] < margin or use[3] < 8
 
+    # The watchdog's pace: the memory cgroup's counters cost a file read, the /proc scan (the
+    # fallback without one) ~17 ms with fastai loaded, so it runs every 2 s, never per request.
+    WATCH_SECONDS = 0.25
+    SCAN_SECONDS = 2.0
+
     def _watch(self) -> None:
-        """Called while waiting: the memory watchdog (the quota's tmpfs pages count as memory)."""
+        """Called while waiting: the memory watchdog. With a memory cgroup the kernel enforces
+        the limit (the quota's tmpfs pages are charged to it) and only its OOM count is read;
+        without one, the sandbox's PSS plus the quota's use is compared with the limit."""
+        now = time.monotonic()
+        pace = self.WATCH_SECONDS if self.memcap.available else self.SCAN_SECONDS
+        if now - self.last_watch < pace:
+            return
+        self.last_watch = now
+        if self.memcap.available:
+            if self.memcap.oom_kills():
+                self.kill()
+                raise _Died(self._memory_text())
+            return
         limit = self.limits.memory_bytes + self.limits.memory_slack_bytes
         use = self.disk_use()
-        if self.memcap.oom_kills() or _tree_pss(self.proc.pid) + (use[0] if use else 0) > limit:
+        if _tree_pss(self.proc.pid) + (use[0] if use else 0) > limit:
             self.kill()
             raise _Died(self._memory_text())
 
@@ -576,15 +642,12 @@ class _Box:
             payload = wire.encode(request)
             out = memoryview(struct.pack(">I", len(payload)) + payload)
         header, body, need = b"", [], 4
-        last_watch = 0.0
         while True:
             now = time.monotonic()
             if now >= deadline:
                 self.kill()
                 raise _Hung()
-            if now - last_watch > 0.25:
-                last_watch = now
-                self._watch()
+            self._watch()
             readers = [self.answer_fd, self.output_fd]
             writers = [self.request_fd] if len(out) else []
             try:
@@ -662,8 +725,11 @@ class _Box:
 
     def close(self) -> None:
         self.kill()
+        self.peak_bytes = self.memcap.peak_bytes() if self.memcap.available else None
         self.cap.remove()
         self.memcap.remove()
+        if hasattr(self.proc, "status"):   # a warm child's status socket
+            self.proc.close()
         for fd in (self.answer_fd, self.output_fd):
             try:
                 os.close(fd)
@@ -673,6 +739,19 @@ class _Box:
             self.proc.stdin.close()
         except OSError:
             pass
+
+
+def _default_data_dir(data_dir: Path | None) -> Path | None:
+    """The data folder the sandbox sees: the one given, else the kit's (None when absent)."""
+    if data_dir is None:
+        from mnistkit.data import fastai_data_dir
+        try:
+            data_dir = fastai_data_dir()
+        except Exception:
+            data_dir = None
+    if data_dir is not None and not Path(data_dir).is_dir():
+        data_dir = None
+    return Path(data_dir).resolve() if data_dir is not None else None
 
 
 def _message(answer: dict, default: str) -> str:
@@ -701,7 +780,13 @@ class SandboxStudent(Student):
         self._box: _Box | None = None
         self._broken: str | None = None
         self._deadline = time.monotonic() + limits.total_seconds
-        self._scratch = Path(tempfile.mkdtemp(prefix="mnistkit-sandbox-"))
+        data_dir = _default_data_dir(data_dir)
+        # The warm start, when this grader was handed a fork server (mnistkit.grading.zygote):
+        # the scratch folder then lies in its inbox, where the child copies its home from.
+        from mnistkit.grading.zygote import ForkClient
+        self._warm = ForkClient.inherited(limits, data_dir)
+        inbox = str(self._warm.inbox) if self._warm is not None else None
+        self._scratch = Path(tempfile.mkdtemp(prefix="mnistkit-sandbox-", dir=inbox))
         # Removed even if nobody calls close() (the sandbox itself dies with this process).
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
         try:
@@ -713,7 +798,7 @@ class SandboxStudent(Student):
 
     # ---- setup ------------------------------------------------------------------------------
     def _prepare_scratch(self, data_dir: Path | None) -> Path | None:
-        from mnistkit.data import FASTAI_DEFAULTS, fastai_data_dir
+        from mnistkit.data import FASTAI_DEFAULTS
         home = self._scratch / "home"
         home.mkdir()
         (self._scratch / "quota").mkdir()   # the disk quota's mount point (see _Box)
@@ -737,13 +822,6 @@ class SandboxStudent(Student):
                     break
                 (home / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, home / rel)
-        if data_dir is None:
-            try:
-                data_dir = fastai_data_dir()
-            except Exception:
-                data_dir = None
-        if data_dir is not None and not Path(data_dir).is_dir():
-            data_dir = None
         fastai_home = home / ".fastai"
         fastai_home.mkdir(exist_ok=True)
         lines = ["[DEFAULT]", f"data = {DATA}"]
@@ -762,7 +840,7 @@ class SandboxStudent(Student):
                 shutil.copyfile(font_list, target / font_list.name)
         # bwrap maps the sandbox's uid to ours (root): ownership is already right.
         self._home = home
-        return Path(data_dir).resolve() if data_dir is not None else None
+        return data_dir
 
     # ---- the sandbox's lifetime ---------------------------------------------------------------
     def _left(self) -> float:
@@ -786,14 +864,21 @@ class SandboxStudent(Student):
         """A fresh sandbox, ready for requests (cells not yet run)."""
         if self._box is not None:
             self._box.close()
+            self._box = None
         start = time.monotonic()
-        self._box = _Box(self._scratch, self.limits, self._data_dir)
         try:
+            self._box = _Box(self._scratch, self.limits, self._data_dir, warm=self._warm)
             ready = self._box.exchange(None, min(self.limits.start_seconds, max(self._left(), 1)))
         except (_Died, _Hung, SubmissionProblem) as exc:
-            output = self._box.take_output()
-            self._box.close()
+            output = self._box.take_output() if self._box is not None else ""
+            if self._box is not None:
+                self._box.close()
             self._box = None
+            if self._warm is not None:   # the warm start failed before any student code ran:
+                self._warm = None        # the grading goes on with cold sandboxes
+                print(f"mnistkit: warm start failed ({exc or 'timeout'}: {output[-300:]}); "
+                      "cold sandboxes from here", file=sys.stderr)
+                return self._start()
             raise _Died(f"{START_FAILED} ({exc or 'timeout'}): {output[-500:]}") from None
         if ready.get("status") != "ready":
             self._drop_box()

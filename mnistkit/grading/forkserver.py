@@ -1,0 +1,239 @@
+"""The warm start's trusted parent: imports torch, IPython and fastai once, then forks one child
+per notebook. STAND-ALONE script, run inside a bubblewrap sandbox (``mnistkit.grading.zygote``
+starts it), like runner.py.
+
+Why: a fresh interpreter per notebook spent about 7.5 CPU-s importing torch, IPython and fastai
+before the student's first line; a fork of a process that has them costs milliseconds, and the
+children share those pages.
+
+What isolates the children (the fork server itself never runs student code, and holds nothing
+of the grader's: it is a fresh interpreter that only imported libraries):
+- the fork server's own bubblewrap sandbox: the same read-only view of the machine as a cold
+  sandbox (mnistkit.grading.sandbox), no network, its own user namespace (uid 65534, further
+  user namespaces disabled), pid namespace and session; its only writable places are three
+  tmpfs (HOME, /tmp, /dev/shm) that every child covers with its own; CAP_SYS_ADMIN inside that
+  user namespace only, so that a child can mount its disk quota;
+- each child (``_child``): its own mount, pid, ipc, uts and network namespaces; its own disk
+  quota (one tmpfs: HOME, /tmp, /dev/shm) holding a copy of its submission folder, taken from
+  the inbox the grader filled for it, after which the inbox is covered; all capabilities
+  dropped (bounding set too) and a new session before the runner starts; rlimits set by the
+  runner; its pids and memory cgroups joined by the grader (which sees its host pid) before it
+  does anything. The child is pid 1 of its namespace: when it ends, the kernel kills everything
+  it started, so nothing outlives into the next child; it cannot name, signal or trace the fork
+  server (an ancestor namespace) and the fork server keeps one child at a time.
+
+Protocol. The control socket (``--control-fd``, SOCK_SEQPACKET) carries one message per child:
+JSON parameters and four file descriptors (requests to read, answers to write, output to write,
+a status socket). On the status socket the child's keeper (``_keeper``, the trusted process
+between the fork server and the child) sends ``{"pid": <child>, "keeper": <itself>}`` (pids in
+the fork server's namespace), waits for the grader's ``go`` (sent once the grader has put the
+child in its cgroups), and finally ``{"exit": <wait status code>}``.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+
+HOME = "/home/student"
+QUOTA = "/opt/quota"             # the child's tmpfs is mounted here, then covered
+INBOX = "/opt/inbox"             # the grader's prepared copies of submission folders
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP = 1, 24
+MAX_MESSAGE = 1 << 16
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+    # ctypes because Python 3.11's os module has neither mount nor unshare (3.12 adds unshare)
+    _check(_libc.mount(source.encode() if source else None, target.encode(),
+                       fstype.encode() if fstype else None, ctypes.c_ulong(flags),
+                       data.encode() if data else None), f"mount {target}")
+
+
+def _drop_capabilities() -> None:
+    """No capability left, none to regain: the bounding set emptied, then capset to zero."""
+    for cap in range(64):
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+    header, data = Header(0x20080522, 0), (Data * 2)()   # _LINUX_CAPABILITY_VERSION_3
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def _enter_quota(token: str, disk_bytes: int, disk_files: int) -> None:
+    """The child's only writable places: one tmpfs, seen as HOME, /tmp and /dev/shm."""
+    _mount("mnistkit-quota", QUOTA, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(disk_bytes)},nr_inodes={int(disk_files)},mode=0755")
+    for part in ("home", "tmp", "shm"):
+        os.mkdir(f"{QUOTA}/{part}")
+    os.chmod(f"{QUOTA}/tmp", 0o1777)
+    source = os.path.join(INBOX, token, "home")
+    if token and "/" not in token and os.path.isdir(source):
+        shutil.copytree(source, f"{QUOTA}/home", symlinks=True, dirs_exist_ok=True)
+    for part, target in (("home", HOME), ("tmp", "/tmp"), ("shm", "/dev/shm")):
+        _mount(f"{QUOTA}/{part}", target, None, MS_BIND)
+    for covered in (INBOX, QUOTA):   # nothing of other submissions, no second way in
+        _mount("mnistkit-covered", covered, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+               "size=4096,nr_inodes=4")
+
+
+def _child(params: dict, fds: list[int], status: socket.socket, wire) -> int:
+    """pid 1 of a fresh pid namespace: wait for the grader, enter the quota, drop everything,
+    then serve the notebook (runner.serve)."""
+    request_fd, answer_fd, output_fd = fds[:3]
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)   # the keeper gone: so is the child
+    if status.recv(16) != b"go":
+        return 3
+    status.close()
+    _enter_quota(str(params.get("token", "")), params["disk_bytes"], params["disk_files"])
+    _drop_capabilities()
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    keep = sorted({0, 1, 2, request_fd, answer_fd})
+    for low, high in zip(keep, keep[1:] + [1 << 16]):
+        os.closerange(low + 1, high)
+    os.chdir(HOME)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    import runner   # the runner lives beside this file (sys.path[0])
+    return runner.serve(wire, request_fd, answer_fd, memory=int(params.get("memory", 0)),
+                        fsize=int(params.get("fsize", 0)), preload=params.get("preload", ()))
+
+
+def _keeper(params: dict, fds: list[int], status: socket.socket, wire) -> int:
+    """Between the fork server and the child: enters the new namespaces, forks the child (pid 1
+    there), reports, and waits for it. Trusted: it runs no student code."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET),
+           "unshare")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    child = os.fork()
+    if child == 0:
+        try:
+            code = _child(params, fds, status, wire)
+        except BaseException as exc:   # set-up failed: the grader reads it as a failed start
+            try:
+                os.write(fds[2], f"forkserver: child set-up failed: {exc}\n".encode())
+            except OSError:
+                pass
+            code = 4
+        os._exit(code if isinstance(code, int) else 0)
+    for fd in fds[:3]:
+        os.close(fd)
+
+    def stop(signum, frame):   # the fork server wants this child gone
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        status.send(json.dumps({"pid": child, "keeper": os.getpid()}).encode())
+    except OSError:
+        stop(0, None)
+    while True:
+        try:
+            _, code = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            code = 0
+            break
+        except InterruptedError:
+            continue
+    try:
+        status.send(json.dumps({"exit": os.waitstatus_to_exitcode(code)}).encode())
+    except OSError:
+        pass
+    return 0
+
+
+def serve_forks(control: socket.socket, wire) -> int:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # keepers are reaped by the kernel
+    keeper = 0
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 8)
+        except InterruptedError:
+            continue
+        except OSError:
+            return 0
+        if not message:
+            return 0    # the grader's side is gone
+        if keeper:      # one child at a time: the one before goes first
+            try:
+                os.kill(keeper, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            params = json.loads(message)
+            if len(fds) != 4 or not isinstance(params, dict):
+                raise ValueError("a spawn needs parameters and four descriptors")
+        except ValueError:
+            for fd in fds:
+                os.close(fd)
+            continue
+        status = socket.socket(fileno=fds[3])
+        keeper = os.fork()
+        if keeper == 0:
+            control.close()
+            try:
+                code = _keeper(params, fds[:3], status, wire)
+            except BaseException as exc:
+                try:
+                    status.send(json.dumps({"error": str(exc)[:300]}).encode())
+                except OSError:
+                    pass
+                code = 5
+            os._exit(code)
+        for fd in fds[:3]:
+            os.close(fd)
+        status.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--warm", action="append", default=[],
+                        help="a module to import once, before any student code exists")
+    args = parser.parse_args(argv)
+    control = socket.socket(fileno=args.control_fd)
+    import runner
+    wire = runner.load_wire(os.path.join(os.path.dirname(os.path.abspath(__file__)), "wire.py"))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    for module in args.warm:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            print(f"forkserver: could not import {module}: {exc}", file=sys.stderr)
+    threads = len(os.listdir("/proc/self/task"))
+    control.send(json.dumps({"status": "ready", "threads": threads}).encode())
+    return serve_forks(control, wire)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
