@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 MAX_BYTES = 256 * 1024 * 1024     # a notebook this big is not something a student wrote
 SKIP_PARTS = {".ipynb_checkpoints", "__MACOSX"}
@@ -38,6 +36,72 @@ class Prepared:
     submitted: Path | None = None   # the student's file it came from
     reason: str = ""                # why it cannot be graded (student-safe)
     notes: list[str] = field(default_factory=list)
+
+
+# --- notebooks as plain JSON --------------------------------------------------------------
+# Not nbformat: importing it costs 2-4 CPU-s (jsonschema's format checkers), on the grading path
+# of every `mnistkit grade` and every grade-class worker. A v4 notebook is plain JSON and these
+# few helpers make what nbformat.v4's would; nbformat is imported only to convert an old
+# (v3 or earlier) notebook, which is rare.
+
+class Node(dict):
+    """A dict whose keys read as attributes too, like nbformat's NotebookNode."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+    def __deepcopy__(self, memo):
+        return _nodes(copy.deepcopy(dict(self), memo))
+
+
+def _nodes(value):
+    if isinstance(value, dict):
+        return Node({k: _nodes(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_nodes(v) for v in value]
+    return value
+
+
+def random_cell_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def new_cell(cell_type: str, source: str = "") -> Node:
+    cell = Node(id=random_cell_id(), cell_type=cell_type, metadata=Node(), source=source)
+    if cell_type == "code":
+        cell.update(outputs=[], execution_count=None)
+    return cell
+
+
+def new_notebook() -> Node:
+    return Node(nbformat=4, nbformat_minor=5, metadata=Node(), cells=[])
+
+
+def write_notebook(nb: dict, path: Path) -> None:
+    """What nbformat's writer makes of a v4 notebook (sources as lists of lines, indent 1)."""
+    def lines(cell):
+        out = dict(cell)
+        source = out.get("source", "")
+        out["source"] = source.splitlines(keepends=True) if isinstance(source, str) else source
+        return out
+    data = dict(nb, cells=[lines(c) for c in nb.get("cells", [])])
+    Path(path).write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+                          encoding="utf-8")
+
+
+def read_plain(path: Path) -> Node:
+    """A trusted v4 notebook (the kit's release notebooks), sources joined."""
+    nb = _nodes(json.loads(Path(path).read_text(encoding="utf-8")))
+    for cell in nb.get("cells", []):
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+    return nb
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -60,7 +124,7 @@ def _source(value) -> str:
     raise TypeError("cell source is neither text nor a list of lines")
 
 
-def clean(nb) -> nbformat.NotebookNode:
+def clean(nb) -> Node:
     """A fresh nbformat 4.5 notebook with the same cells' types and sources, no outputs, and
     only the ``nbgrader`` cell metadata (what grading needs). Cells that are not cells are
     dropped. Ids are kept when valid and unique, otherwise new ones are made."""
@@ -76,11 +140,9 @@ def clean(nb) -> nbformat.NotebookNode:
             source = _source(cell.get("source", ""))
         except TypeError:
             continue
-        make = {"code": new_code_cell, "markdown": new_markdown_cell,
-                "raw": new_raw_cell}.get(cell.get("cell_type"))
-        if make is None:
+        if cell.get("cell_type") not in ("code", "markdown", "raw"):
             continue
-        new = make(source)
+        new = new_cell(cell["cell_type"], source)
         cell_id = cell.get("id")
         if (isinstance(cell_id, str) and 1 <= len(cell_id) <= 64 and cell_id not in seen
                 and all(ch.isalnum() or ch in "-_" for ch in cell_id)):
@@ -93,7 +155,7 @@ def clean(nb) -> nbformat.NotebookNode:
     return out
 
 
-def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[str]]:
+def read_notebook(path: Path) -> tuple[Node, list[str]]:
     """Read any submitted notebook file into a clean v4.5 notebook; raises ``Unreadable``."""
     name = path.name
     try:
@@ -123,6 +185,7 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[str]]:
         raise Unreadable(f"{name} uses notebook format {major}, newer than the grader reads (4)")
     if major < 4:
         try:
+            import nbformat   # only here: see "notebooks as plain JSON" above
             nb = nbformat.convert(nbformat.from_dict(data), 4)
         except Exception:
             raise Unreadable(f"{name} uses the old notebook format {major} and could not be "
@@ -149,7 +212,7 @@ def is_locked(cell) -> bool:
     return bool(meta.get("locked") or meta.get("grade") or meta.get("task"))
 
 
-def restore_cells(nb, release, replace: bool = True) -> tuple[nbformat.NotebookNode, list[str]]:
+def restore_cells(nb, release, replace: bool = True) -> tuple[Node, list[str]]:
     """Make ``nb`` (a clean submission) safe to grade against ``release`` (the student
     notebook as released): see the module docstring. Returns the notebook and notes.
     ``replace=False`` only puts back missing locked cells (for nbgrader, whose OverwriteCells
@@ -184,8 +247,8 @@ def restore_cells(nb, release, replace: bool = True) -> tuple[nbformat.NotebookN
             if cell.cell_type != original.cell_type:
                 notes.append(f"cell {gid!r} was changed to {cell.cell_type}; graded as "
                              f"{original.cell_type}")
-                new = (new_code_cell if original.cell_type == "code" else new_markdown_cell)(
-                    cell.source)
+                new = new_cell("code" if original.cell_type == "code" else "markdown",
+                               cell.source)
                 new.id = cell.id
                 cell = new
             cell.metadata["nbgrader"] = copy.deepcopy(original.metadata["nbgrader"])
@@ -212,16 +275,16 @@ def restore_cells(nb, release, replace: bool = True) -> tuple[nbformat.NotebookN
         if cell.cell_type == "code":
             cell.execution_count = None
         if cell.id in seen:
-            cell.id = nbformat.v4.nbbase.random_cell_id()
+            cell.id = random_cell_id()
         seen.add(cell.id)
     nb.cells = out
     return nb, notes
 
 
-def read_release(path: Path, full: bool = False) -> nbformat.NotebookNode:
+def read_release(path: Path, full: bool = False) -> Node:
     """The release notebook the locked cells come from: trusted, the kit's own. ``full`` keeps
     all cell metadata (for nbgrader's autograded copy), otherwise only what grading needs."""
-    nb = nbformat.read(str(path), as_version=4)
+    nb = read_plain(path)
     return nb if full else clean(nb)
 
 
@@ -231,7 +294,7 @@ def prepare_notebook(nb, release_path: Path | None, out_path: Path) -> list[str]
     if release_path is not None and release_path.is_file():
         nb, notes = restore_cells(nb, read_release(release_path))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(out_path))
+    write_notebook(nb, out_path)
     return notes
 
 
