@@ -612,3 +612,72 @@ def test_a_writable_bind_outside_the_quota_is_refused(tmp_path):
     assert read_only_else(fine, quota) == ["--remount-ro", "/data/x"]
     with pytest.raises(RuntimeError, match="writable"):
         read_only_else(fine + ["--bind", str(tmp_path), "/srv"], quota)
+
+
+PROBE_NEIGHBOURS = """
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+me = os.readlink('/proc/self')
+seen, stopped = [], []
+for name in os.listdir('/proc'):
+    if not name.isdigit() or name == me:
+        continue
+    try:
+        cmdline = open(f'/proc/{name}/cmdline', 'rb').read().replace(b'\\0', b' ').decode()
+    except OSError:
+        cmdline = '?'
+    seen.append(cmdline)
+    # A /proc folder works as a pidfd: try to stop each process listed (pidfd_send_signal).
+    try:
+        fd = os.open(f'/proc/{name}', os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        continue
+    if libc.syscall(424, fd, signal.SIGSTOP, None, 0) == 0:
+        stopped.append(cmdline)
+    os.close(fd)
+fd = os.open('/proc/self', os.O_RDONLY | os.O_DIRECTORY)   # the same call works on itself
+works = libc.syscall(424, fd, 0, None, 0) == 0
+result = {'seen': seen, 'stopped': stopped, 'pid': os.getpid(), 'works': works}
+"""
+
+
+def _host_processes(*markers: bytes) -> list[tuple[int, str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if any(marker in cmdline for marker in markers):
+            found.append((int(entry.name), state))
+    return found
+
+
+def test_warm_children_can_neither_see_signal_nor_outlive_into_another(tmp_path, fork_server,
+                                                                       monkeypatch):
+    """With the warm start, does a process a student leaves running die with their grading, does
+    the next child see nothing of it, and can it stop neither the fork server nor its
+    bubblewrap? (A child is pid 1 of its own namespace; /proc still lists the fork server's
+    namespace, where the fork server and bubblewrap are all there is besides the child.)"""
+    monkeypatch.setenv(*next(iter(fork_server.grader_env().items())))
+    first = SandboxStudent(notebook(tmp_path / "a", (
+        "import os, subprocess\n"
+        "subprocess.Popen(['sleep', '313'], start_new_session=True)\n"   # left behind
+        "if os.fork() == 0:\n    os.setsid()\n    os.execvp('sleep', ['sleep', '314'])")),
+        limits=FAST)
+    assert first._warm is not None and [c.status for c in first.cells] == ["ok"]
+    assert len(_host_processes(b"sleep\x00313", b"sleep\x00314")) == 2   # running, for now
+    first.close()
+    assert _host_processes(b"sleep\x00313", b"sleep\x00314") == []       # gone with it
+    second = SandboxStudent(notebook(tmp_path / "b", "x = 1"), limits=FAST)
+    try:
+        found = second.run(PROBE_NEIGHBOURS)
+    finally:
+        second.close()
+    assert found["pid"] == 1 and found["works"]
+    assert not any("sleep" in line for line in found["seen"]), found["seen"]
+    assert any("forkserver.py" in line for line in found["seen"])        # listed, yet ...
+    assert found["stopped"] == [], found["stopped"]                      # ... out of reach
+    assert all(state != "T" for _, state in _host_processes(b"forkserver.py"))
+    assert fork_server.available

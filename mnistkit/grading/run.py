@@ -300,10 +300,15 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
             cmd.append("--in-process")
             code, log = _run(cmd, tmp, limit, memory)
         else:
-            with _warm_start(course, assignment) as server:
-                code, log = _run(cmd, tmp, limit, memory,
-                                 env=server.grader_env() if server else None,
-                                 pass_fds=server.pass_fds() if server else ())
+            from mnistkit.grading import warm_grader
+            with _warm_start(course, assignment) as server, \
+                    warm_grader.lease(_grader_env()) as grader:
+                env = server.grader_env() if server else {}
+                fds = server.pass_fds() if server else ()
+                if grader is not None:
+                    code, log = grader.run(cmd, tmp, limit, memory, {**_grader_env(), **env}, fds)
+                else:
+                    code, log = _run(cmd, tmp, limit, memory, env=env, pass_fds=fds)
         report = None
         if report_path.is_file():
             try:

@@ -162,9 +162,55 @@ class ForkServer:
 
 # ---- the owner's pool: one server per concurrent grading --------------------------------------
 
-_idle: dict[str, list[ForkServer]] = {}
-_lock = threading.Lock()
-_reported: set[str] = set()
+class Pool:
+    """Idle servers by key, each leased to one grading at a time, all closed at exit. Servers
+    have ``problem`` (why one did not start, or ""), ``available`` and ``close()``. Used for
+    the sandboxes' fork servers here and the graders' (mnistkit.grading.warm_grader)."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.idle: dict[str, list] = {}
+        self.lock = threading.Lock()
+        self.reported: set[str] = set()
+        atexit.register(self.close_all)
+
+    @contextlib.contextmanager
+    def lease(self, key: str, start):
+        """A server for ``key`` (``start()`` makes one when none is idle), or None when it could
+        not start (said once on stderr: the grading goes on cold)."""
+        with self.lock:
+            pool = self.idle.setdefault(key, [])
+            server = pool.pop() if pool else None
+            for other in [k for k in self.idle if k != key]:   # another course, other settings
+                for old in self.idle.pop(other):
+                    old.close()
+        if server is None or not server.available:
+            server = start()
+            if server.problem:
+                if server.problem not in self.reported:
+                    self.reported.add(server.problem)
+                    print(f"mnistkit: {server.problem}; grading goes on without the {self.what}",
+                          file=sys.stderr)
+                yield None
+                return
+        try:
+            yield server
+        finally:
+            with self.lock:
+                if server.available:
+                    self.idle.setdefault(key, []).append(server)
+                else:
+                    server.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            for pool in self.idle.values():
+                for server in pool:
+                    server.close()
+            self.idle.clear()
+
+
+_servers = Pool("warm start (cold sandboxes instead)")
 
 
 @contextlib.contextmanager
@@ -173,39 +219,9 @@ def lease(limits: sandbox.Limits, data_dir: Path | None, warm: tuple[str, ...]):
     if not enabled() or shutil.which("bwrap") is None:
         yield None
         return
-    key = _key(limits, data_dir, warm)
-    with _lock:
-        pool = _idle.setdefault(key, [])
-        server = pool.pop() if pool else None
-        for other in [k for k in _idle if k != key]:   # another course or data: not needed now
-            for old in _idle.pop(other):
-                old.close()
-    if server is None or not server.available:
-        server = ForkServer(limits, data_dir, warm)
-        if server.problem:
-            if server.problem not in _reported:
-                _reported.add(server.problem)
-                print(f"mnistkit: {server.problem}; grading goes on with cold sandboxes",
-                      file=sys.stderr)
-            yield None
-            return
-    try:
+    with _servers.lease(_key(limits, data_dir, warm),
+                        lambda: ForkServer(limits, data_dir, warm)) as server:
         yield server
-    finally:
-        with _lock:
-            if server.available:
-                _idle.setdefault(key, []).append(server)
-            else:
-                server.close()
-
-
-@atexit.register
-def _close_all() -> None:
-    with _lock:
-        for pool in _idle.values():
-            for server in pool:
-                server.close()
-        _idle.clear()
 
 
 # ---- the grader's side: asking for a child -----------------------------------------------------
