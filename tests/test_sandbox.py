@@ -600,8 +600,21 @@ def test_every_writable_place_is_in_the_quota(tmp_path, mnist_data_dir, monkeypa
     assert quota == {"/home/student", "/tmp", "/dev/shm"}, writable
     others = {(point, fstype) for point, fstype, source in writable if source != "mnistkit-quota"}
     assert all(fstype in ("proc", "devpts") or point in DEVICE_NODES
-               for point, fstype in others), others
+               or point.startswith("/dev/nvidia") for point, fstype in others), others
     assert any(point.startswith("/data/fastai") for point, *_ in mounts)   # the view was there
+
+
+def test_gpu_device_nodes_are_bound_when_there_is_a_gpu(monkeypatch):
+    """On a machine with an NVIDIA GPU, do its device nodes (and only those) come into the
+    sandbox, past the disk audit? (No GPU here: the machine's list is replaced.)"""
+    from mnistkit.grading import sandbox
+    monkeypatch.setattr(sandbox, "gpu_devices", lambda: ["/dev/nvidia0", "/dev/nvidiactl"])
+    cmd = sandbox.bwrap_base()
+    assert cmd[-6:] == ["--dev-bind", "/dev/nvidia0", "/dev/nvidia0",
+                        "--dev-bind", "/dev/nvidiactl", "/dev/nvidiactl"]
+    assert sandbox.read_only_else(cmd, set()) == []
+    with pytest.raises(RuntimeError, match="writable"):
+        sandbox.read_only_else(cmd + ["--dev-bind", "/dev/sda", "/dev/sda"], set())
 
 
 def test_a_writable_bind_outside_the_quota_is_refused(tmp_path):

@@ -116,17 +116,21 @@ def grader_memory() -> int:
         raise GradingUnavailable(f"{GRADER_MEMORY_ENV}={raw!r} is not a number") from None
 
 
-def _limit_memory(limit: int) -> Callable[[], None] | None:
-    """preexec_fn for the grader process: a soft RLIMIT_DATA of ``limit`` bytes. Only the soft
-    limit: the sandbox the grader starts sets its own (larger, if so configured) limit."""
-    if limit <= 0:
-        return None
+def _limit_memory(limit: int) -> Callable[[], None]:
+    """preexec_fn for the grader process: a soft RLIMIT_DATA of ``limit`` bytes (0: none). Only
+    the soft limit: the sandbox the grader starts sets its own (larger, if so configured) limit."""
+    import ctypes
     import resource
 
     def apply() -> None:
+        if limit <= 0:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
+            return
         _, hard = resource.getrlimit(resource.RLIMIT_DATA)
         soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+        # PR_SET_PDEATHSIG: a grading process killed (a lost worker) takes its grader along
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
     return apply
 
 

@@ -413,7 +413,24 @@ def bwrap_base() -> list[str]:
     return [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--die-with-parent", "--new-session", "--clearenv",
-            "--dev", "/dev", "--proc", "/proc"]
+            "--dev", "/dev", "--proc", "/proc"] + gpu_args()
+
+
+def gpu_devices() -> list[str]:
+    """NVIDIA's device nodes on this machine (none: no GPU, nothing bound)."""
+    import glob
+    return sorted(glob.glob("/dev/nvidia*") + glob.glob("/dev/nvidia-caps/*"))
+
+
+def gpu_args() -> list[str]:
+    """The GPU's device nodes, bound into the sandbox so that a student's model can train on it
+    (a Dask worker with a GPU resource gets a4's gradings). Device nodes store nothing, so the
+    disk audit lets them through; the driver's libraries are under /usr, already in the view.
+    Not tried on a GPU machine here (none was lent): see README."""
+    args = []
+    for node in gpu_devices():
+        args += ["--dev-bind", node, node]
+    return args
 
 
 def view_args(data_dir: Path | None) -> list[str]:
@@ -465,7 +482,10 @@ def read_only_else(cmd: list[str], writable: set[str]) -> list[str]:
     other tmpfs (e.g. one that hides a data folder) is remounted read-only; any other writable
     bind is a kit bug, refused here rather than handed to a student."""
     extra = []
+    devices = set(gpu_devices())
     for i, arg in enumerate(cmd):
+        if arg in ("--dev-bind", "--dev-bind-try") and cmd[i + 1] in devices:
+            continue
         if arg in ("--bind", "--bind-try", "--dev-bind", "--dev-bind-try") \
                 and cmd[i + 1] not in writable:
             raise RuntimeError(f"sandbox command binds {cmd[i + 1]} writable (kit bug)")

@@ -179,12 +179,21 @@ def _grade(request: dict, fds: list[int]) -> int:
     return code
 
 
+def _die_with_parent() -> None:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
+
+
 def _keeper(request: dict, fds: list[int]) -> None:
-    """Forks the grader, waits for it, reports its exit status (the owner's only way to get it)."""
+    """Forks the grader, waits for it, reports its exit status (the owner's only way to get it).
+    Keeper and grader die with their parent: an owner killed mid-grading (a lost worker) leaves
+    no grader behind, and a grader's sandbox dies with the grader."""
+    _die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     status = socket.socket(fileno=os.dup(fds[1]))
     child = os.fork()
     if child == 0:
+        _die_with_parent()
         status.close()
         try:
             code = _grade(request, fds)
@@ -200,8 +209,7 @@ def _keeper(request: dict, fds: list[int]) -> None:
 
 
 def main(argv=None) -> int:
-    import ctypes
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG: dies with its owner
+    _die_with_parent()   # the server dies with its owner
     control = socket.socket(fileno=int((argv or sys.argv[1:])[0]))
     import importlib
     for module in PRELOAD:
