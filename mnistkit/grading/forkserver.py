@@ -18,9 +18,10 @@ of the grader's: it is a fresh interpreter that only imported libraries):
   the inbox the grader filled for it, after which the inbox is covered; all capabilities
   dropped (bounding set too) and a new session before the runner starts; rlimits set by the
   runner; its pids and memory cgroups joined by the grader (which sees its host pid) before it
-  does anything. The child is pid 1 of its namespace: when it ends, the kernel kills everything
-  it started, so nothing outlives into the next child; it cannot name, signal or trace the fork
-  server (an ancestor namespace) and the fork server keeps one child at a time.
+  does anything. The child is pid 1 of its namespace, the runner pid 2 (as in a cold sandbox):
+  when the child ends, the kernel kills everything it started, so nothing outlives into the next
+  child; it cannot name, signal or trace the fork server (an ancestor namespace) and the fork
+  server keeps one child at a time.
 
 Protocol. The control socket (``--control-fd``, SOCK_SEQPACKET) carries one message per child:
 JSON parameters and four file descriptors (requests to read, answers to write, output to write,
@@ -101,7 +102,9 @@ def _enter_quota(token: str, disk_bytes: int, disk_files: int) -> None:
 
 def _child(params: dict, fds: list[int], status: socket.socket, wire) -> int:
     """pid 1 of a fresh pid namespace: wait for the grader, enter the quota, drop everything,
-    then serve the notebook (runner.serve)."""
+    then start the runner as pid 2 and stay its init (as bubblewrap's own init does for a cold
+    sandbox): the kernel ignores the signals a namespace sends its init, so the runner must not
+    be it, or ``os.killpg(0, SIGKILL)`` in a cell would not end the notebook as it does cold."""
     request_fd, answer_fd, output_fd = fds[:3]
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)   # the keeper gone: so is the child
     if status.recv(16) != b"go":
@@ -110,6 +113,26 @@ def _child(params: dict, fds: list[int], status: socket.socket, wire) -> int:
     _enter_quota(str(params.get("token", "")), params["disk_bytes"], params["disk_files"])
     _drop_capabilities()
     os.setsid()
+    runner_pid = os.fork()
+    if runner_pid == 0:
+        os._exit(_run_notebook(params, request_fd, answer_fd, output_fd, wire))
+    for fd in (request_fd, answer_fd, output_fd):
+        os.close(fd)
+    while True:   # init: reap everything; the runner's end is the sandbox's end
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            return 0
+        except InterruptedError:
+            continue
+        if pid == runner_pid:
+            code = os.waitstatus_to_exitcode(wait_status)
+            return 128 - code if code < 0 else code   # a signal: 128 + its number, as bwrap
+
+
+def _run_notebook(params: dict, request_fd: int, answer_fd: int, output_fd: int, wire) -> int:
+    """The runner (pid 2): stdin /dev/null, stdout/stderr the output pipe, nothing else open."""
+    import io
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(output_fd, 1)
@@ -118,11 +141,18 @@ def _child(params: dict, fds: list[int], status: socket.socket, wire) -> int:
     for low, high in zip(keep, keep[1:] + [1 << 16]):
         os.closerange(low + 1, high)
     os.chdir(HOME)
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    # what `python -u` gives a cold runner: unbuffered, written through
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  line_buffering=True, write_through=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True,
+                                  write_through=True)
     import runner   # the runner lives beside this file (sys.path[0])
-    return runner.serve(wire, request_fd, answer_fd, memory=int(params.get("memory", 0)),
-                        fsize=int(params.get("fsize", 0)), preload=params.get("preload", ()))
+    try:
+        return runner.serve(wire, request_fd, answer_fd, memory=int(params.get("memory", 0)),
+                            fsize=int(params.get("fsize", 0)), preload=params.get("preload", ()))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
 
 
 def _keeper(params: dict, fds: list[int], status: socket.socket, wire) -> int:

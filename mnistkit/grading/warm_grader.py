@@ -30,7 +30,7 @@ import time
 from mnistkit.grading import zygote
 
 # What the server imports before any grading: the cost of a grader process's start.
-PRELOAD = ("torch", "numpy", "pytest", "mnistkit.grading.plugin", "mnistkit.grading.sandbox",
+PRELOAD = ("torch", "numpy", "pytest", "mnistkit.grading.expect", "mnistkit.grading.sandbox",
            "mnistkit.grading.isolation", "mnistkit.grading.source_checks")
 VOLATILE = (zygote.SERVER_ENV,)   # differs per grading; set in the fork, not in the server
 
