@@ -84,6 +84,20 @@ def cmd_demo(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.grading:
+        from mnistkit import bench_grading
+        from mnistkit.grading import run
+        course = run.Course.default()
+        unknown = [a for a in args.assignment or [] if a not in course.assignments()]
+        if unknown:
+            raise KitError(f"no assignment named {unknown[0]!r}; known: "
+                           f"{', '.join(course.assignments())}")
+        try:
+            figures = bench_grading.run(students=args.students, assignments=args.assignment)
+        except run.GradingUnavailable as exc:
+            raise KitError(str(exc)) from None
+        bench_grading.print_report(figures)
+        return 0
     from mnistkit import bench
     try:
         bench.run(device=args.device, epochs=args.epochs, seed=args.seed,
@@ -135,15 +149,30 @@ def make_parser() -> argparse.ArgumentParser:
                    help="where to write results.json (default: ./results.json)")
     p.set_defaults(func=cmd_grade)
 
+    from mnistkit.bench import positive_int  # light: the module imports torch only when run
     p = verbs.add_parser("grade-class", help="grade every student's submission, resumably",
                          description="Grade SUBMITTED/<student>/NAME/ for every student (nbgrader's "
                          "submitted/ layout): results.json and summary.txt per student in "
                          "OUT/<student>/, scores.csv for the class. Students already graded with "
-                         "the same submission and hidden tests are kept, so an interrupted run "
-                         "continues where it stopped.")
+                         "the same submission and grading inputs (hidden tests, references, "
+                         "points, release, limits, grader version) are kept, so an interrupted "
+                         "run continues where it stopped. Students are graded N at a time "
+                         "(--jobs), each result written as soon as it is done.")
     p.add_argument("submitted", metavar="SUBMITTED", help="a folder with one folder per student")
     p.add_argument("--assignment", required=True, metavar="NAME", help="which assignment")
     p.add_argument("--out", required=True, metavar="DIR", help="where results go")
+    p.add_argument("--jobs", type=positive_int, metavar="N",
+                   help="grade N students at once, each in a worker process (default: as many as "
+                   "the cores and the memory allow, about 2 GiB a grading; said at the start)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on a Dask cluster: its scheduler's address (tcp://host:8786) or "
+                   "scheduler file (JSON); the workers need the kit installed (see README)")
+    book = p.add_mutually_exclusive_group()
+    book.add_argument("--gradebook", metavar="COURSE_DIR",
+                      help="record every student in this nbgrader course's gradebook and "
+                      "autograded/ (default: the course SUBMITTED is in, when it is one)")
+    book.add_argument("--no-gradebook", action="store_true",
+                      help="write results.json and scores.csv only")
     p.set_defaults(func=cmd_grade_class)
 
     p = verbs.add_parser("demo", help="the whole pipeline on the bundled defaults",
@@ -151,7 +180,6 @@ def make_parser() -> argparse.ArgumentParser:
                          "example submissions and print their scores and where the feedback went.")
     p.set_defaults(func=cmd_demo)
 
-    from mnistkit.bench import positive_int  # light: the module imports torch only when run
     p = verbs.add_parser("bench", help="train and time the reference 10-digit model",
                          description="Train the reference CNN of the all-digits assignment on "
                          "the 60,000 MNIST training images and test it on the 10,000 test images; "
@@ -166,6 +194,14 @@ def make_parser() -> argparse.ArgumentParser:
                    help="CPU threads for torch (default: torch's own, one per core)")
     p.add_argument("--limit-train", type=positive_int, metavar="N",
                    help="train on the first N training images only (for quick checks)")
+    p.add_argument("--grading", action="store_true",
+                   help="instead: grade a generated class of mixed quality with 1 and 2 workers "
+                   "and print CPU s per notebook, wall time, speed-up, peak memory and the time "
+                   "for 100 students x 4 assignments (last line: JSON)")
+    p.add_argument("--students", type=positive_int, default=20, metavar="N",
+                   help="with --grading: students per assignment (default: 20)")
+    p.add_argument("--assignment", action="append", metavar="NAME",
+                   help="with --grading: only this assignment (repeat for more; default: all)")
     p.set_defaults(func=cmd_bench)
     return parser
 

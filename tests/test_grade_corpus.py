@@ -2,7 +2,8 @@
 (tests/corpus/toy_cases.py): one batch through `mnistkit grade-class` and one through
 `nbgrader autograde`. Each case gets the score it deserves and a reason for what it lost,
 classmates in the same batch are unaffected, nothing outside the sandbox changes, the gradebook
-has no blanks, and an interrupted batch resumes without grading anyone twice."""
+has no blanks, and an interrupted nbgrader batch resumes without grading anyone twice (the same
+for `mnistkit grade-class`, with two workers: tests/test_grade_class.py)."""
 import hashlib
 import json
 import os
@@ -199,32 +200,6 @@ def test_nbgrader_names_the_files_it_cannot_read(batch):
     for name in corpus.NBGRADER_LIMITS - {"missing_notebook"}:
         assert f"error processing assignment: {submitted / name / toy.ASSIGNMENT}" in log, name
     assert f"No notebooks were matched by '{submitted / 'missing_notebook' / toy.ASSIGNMENT}" in log
-
-
-def test_interrupted_batch_resumes_without_grading_anyone_twice(tmp_path):
-    """After Ctrl-C in the middle of a class, does running the same command again keep every
-    student already graded (files untouched) and grade only the rest?"""
-    course = toy.make_course(tmp_path / "course")
-    reference = toy.source_notebook(course)
-    students = ["s1", "s2", "s3"]
-    for student in students:
-        toy.submit(course / "submitted" / student / toy.ASSIGNMENT, reference)
-    out = course / "results"
-    proc = grade_class(course, out, preexec_fn=interruptible)
-    deadline = time.monotonic() + 300
-    while not (out / "s1" / "graded.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    _, stderr = interrupt(proc)
-    assert proc.returncode == 130 and "run the same command again" in stderr
-    first = {p.name: p.stat().st_mtime_ns for p in (out / "s1").iterdir()}
-    assert not (out / "s3" / "graded.json").exists()
-    again = grade_class(course, out)
-    stdout, _ = again.communicate(timeout=600)
-    assert again.returncode == 0
-    assert "s1: unchanged since it was graded, kept" in stdout
-    assert {p.name: p.stat().st_mtime_ns for p in (out / "s1").iterdir()} == first
-    for student in students:
-        assert json.loads((out / student / "graded.json").read_text())["scores"]["double_it"] == 2.0
 
 
 def test_interrupted_nbgrader_autograde_resumes_without_grading_anyone_twice(tmp_path):

@@ -10,11 +10,12 @@ results.json is still written then, and the problems are printed.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 from mnistkit.grading import run
-from mnistkit.grading.results import clean_block
+from mnistkit.grading.results import clean_block, clean_line
 
 
 def grade(args) -> int:
@@ -56,20 +57,66 @@ def grade(args) -> int:
 
 
 def grade_class(args) -> int:
-    """`mnistkit grade-class SUBMITTED --assignment NAME --out DIR` (see grading/batch.py)."""
+    """`mnistkit grade-class SUBMITTED --assignment NAME --out DIR [--jobs N] [--scheduler A]
+    [--gradebook COURSE | --no-gradebook]` (grading/batch.py).
+
+    Says first how many workers grade and why (cores, memory), or which cluster; records into
+    nbgrader's gradebook when there is one (``gradebook_course``); exit 130 on Ctrl-C with every
+    student graded so far saved."""
     from mnistkit.cli import KitError
     from mnistkit.grading import batch
 
     course = run.Course.default()
+    say = lambda line: print(line, flush=True)   # noqa: E731
+    submitted, out = Path(args.submitted).absolute(), Path(args.out).absolute()
+    where = gradebook_course(submitted, args.gradebook, args.no_gradebook)
     try:
-        done = batch.grade_class(Path(args.submitted), args.assignment, Path(args.out),
-                                 course=course, say=lambda line: print(line, flush=True))
+        with _executor(args, course, say) as (executor, jobs):
+            recorder = None
+            if where is not None:
+                from mnistkit.grading.gradebook import NbgraderRecorder
+                recorder = NbgraderRecorder(where, args.assignment, submitted=submitted, say=say)
+                say(f"recording into nbgrader's gradebook of {clean_line(str(where), 200)} "
+                    "(--no-gradebook: results only)")
+            done = batch.grade_class(submitted, args.assignment, out, course=course, jobs=jobs,
+                                     executor=executor, say=say, recorder=recorder)
     except run.GradingUnavailable as exc:
         raise KitError(str(exc)) from None
-    except KeyboardInterrupt:
-        batch.write_scores_csv(Path(args.out), args.assignment, course)
+    except KeyboardInterrupt:   # the batch stopped its workers and wrote scores.csv
         print("interrupted: every student graded so far is saved; run the same command again "
               "to grade the rest", file=sys.stderr, flush=True)
         return 130
-    print(f"{args.assignment}: {done.line()}; scores in {Path(args.out) / batch.SCORES_FILE}")
+    print(f"{args.assignment}: {done.line()}; scores in {out / batch.SCORES_FILE}")
     return 0
+
+
+def gradebook_course(submitted: Path, chosen: str | None, off: bool) -> Path | None:
+    """The nbgrader course to record into: the one named, else the folder that holds SUBMITTED
+    when it is an nbgrader course (nbgrader_config.py there), else none."""
+    from mnistkit.cli import KitError
+    if off:
+        return None
+    if chosen:
+        folder = Path(chosen).absolute()
+        if not (folder / "nbgrader_config.py").is_file():
+            raise KitError(f"--gradebook {chosen}: no nbgrader_config.py there (not an nbgrader "
+                           "course folder)")
+        return folder
+    parent = submitted.parent
+    return parent if (parent / "nbgrader_config.py").is_file() else None
+
+
+@contextlib.contextmanager
+def _executor(args, course, say):
+    """(executor, jobs): a Dask cluster's (``--scheduler``), or None for the batch's own workers,
+    as many as asked or as the machine allows (said in one line)."""
+    from mnistkit.grading import batch
+    if args.scheduler:
+        from mnistkit.grading import dask_cluster
+        with dask_cluster.executor(args.scheduler, args.assignment, course, say=say) as grading:
+            yield grading, args.jobs
+        return
+    capacity = batch.Capacity.measure()
+    jobs = args.jobs or capacity.jobs()
+    say(capacity.line(jobs, asked=args.jobs is not None))
+    yield None, jobs
