@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from mnistkit import catalog
-from mnistkit.paths import RELEASE, ROOT, SOURCE
+from mnistkit.paths import RELEASE, ROOT
 
 
 class BuildError(Exception):

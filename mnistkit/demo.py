@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 from mnistkit import build, catalog, data, examples
 from mnistkit.paths import ROOT

@@ -153,3 +153,28 @@ def test_bench_cuda_without_a_gpu_is_a_one_line_error():
     proc = run_mnistkit("bench", "--device", "cuda", "--limit-train", "100")
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "no CUDA GPU" in proc.stderr
+
+
+@pytest.mark.slow
+def test_grading_bench_prints_its_figures_last():
+    """Does `mnistkit bench --grading` grade a small class with one and two workers and end with
+    one JSON line holding every figure the README quotes? (Values are not judged here: they are
+    this machine's, at its load.)"""
+    proc = run_mnistkit("bench", "--grading", "--students", "2", "--assignment",
+                        "a1_pixel_similarity", check=True, timeout=900)
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("cpu_s_per_notebook", "wall_s_jobs1", "wall_s_jobs2", "speedup", "peak_pss_mb",
+                "class100_minutes", "load_avg", "cpu_source"):
+        assert key in figures, key
+    assert figures["assignments"] == ["a1_pixel_similarity"] and figures["students"] == 2
+    assert figures["cpu_s_per_notebook"]["a1_pixel_similarity"] > 0
+    assert figures["peak_pss_mb"] > 100          # torch alone is more than that
+    assert figures["wall_s_jobs1"] > 0 and figures["wall_s_jobs2"] > 0
+    assert "2 workers" in proc.stderr or "jobs=2" in proc.stderr
+
+
+def test_grading_bench_refuses_an_unknown_assignment():
+    """Does a typo in --assignment give one line and exit 1 (like `mnistkit grade`), before
+    anything is graded?"""
+    proc = run_mnistkit("bench", "--grading", "--assignment", "a9_nope")
+    assert proc.returncode == 1 and "no assignment named 'a9_nope'" in proc.stderr

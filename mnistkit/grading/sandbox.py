@@ -370,15 +370,20 @@ def _tree_pss(root_pid: int) -> int:
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
-        try:
-            with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
-                for line in fh:
-                    if line.startswith(b"Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except (OSError, ValueError):
-            pass
+        total += pss(pid)
     return total
+
+
+def pss(pid: int) -> int:
+    """One process's proportional set size in bytes (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def data_view(data_dir: Path) -> list[str]:

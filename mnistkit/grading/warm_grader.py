@@ -114,12 +114,7 @@ class GraderServer:
         return code, b"".join(chunks).decode("utf-8", "replace")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
-        self.control.close()
+        zygote.stop(self.proc, self.control)
 
 
 _servers = zygote.Pool("warm grader (a fresh grader process per notebook instead)")

@@ -151,13 +151,18 @@ class ForkServer:
         return (self.control.fileno(),)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
-        self.control.close()
+        stop(self.proc, self.control)
         shutil.rmtree(self.inbox, ignore_errors=True)
+
+
+def stop(proc: subprocess.Popen, control: socket.socket) -> None:
+    """Stop a server (its whole process group, it started a session) and close its socket."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    control.close()
 
 
 # ---- the owner's pool: one server per concurrent grading --------------------------------------
