@@ -417,7 +417,10 @@ def _record(target: Path, student: str, fingerprint: str, graded: Results,
     write_atomically(target / FINGERPRINT_FILE, json.dumps(
         {"fingerprint": fingerprint, "assignment": graded.assignment, "student": student,
          "scores": graded.scores(), "problems": graded.problems,
-         "warnings": graded.warnings}, indent=2) + "\n")
+         "warnings": graded.warnings,
+         # how each notebook's sandbox ran (warm or cold, restarts, peak memory): for instructors
+         "sandboxes": {r.get("notebook_name") or "": r.get("sandbox", {})
+                       for r in graded.notebooks}}, indent=2) + "\n")
 
 
 def _graded_line(graded: Results) -> str:

@@ -284,6 +284,7 @@ def build_report(config) -> dict:
         seed_name=("default" if config.getoption("--grading-seed") == DEFAULT_SEED else "custom"),
         exercises=exercises,
         cells=[vars(c) for c in getattr(handle, "cells", [])],
+        sandbox=handle.resources() if hasattr(handle, "resources") else {},
         problems=problems,
         warnings=warnings,
     )

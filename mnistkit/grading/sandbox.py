@@ -514,6 +514,7 @@ class _Box:
         self.serial = 0                 # request ids: answers name the request they answer
         self.output = bytearray()
         self.last_watch = 0.0
+        self.peak_bytes: int | None = None   # the memory cgroup's peak, read when closed
         self.cap = _ProcessCap(limits.processes)
         self.memcap = _MemoryCap(limits.memory_bytes + limits.memory_slack_bytes)
         caps = [cap for cap in (self.cap, self.memcap) if cap.available]
@@ -803,6 +804,7 @@ class SandboxStudent(Student):
         self._sources = code_cells(self.notebook_path)
         self._skip: set[int] = set()
         self._box: _Box | None = None
+        self._boxes: list[_Box] = []     # every start, for ``resources``
         self._broken: str | None = None
         self._deadline = time.monotonic() + limits.total_seconds
         data_dir = _default_data_dir(data_dir)
@@ -893,6 +895,7 @@ class SandboxStudent(Student):
         start = time.monotonic()
         try:
             self._box = _Box(self._scratch, self.limits, self._data_dir, warm=self._warm)
+            self._boxes.append(self._box)
             ready = self._box.exchange(None, min(self.limits.start_seconds, max(self._left(), 1)))
         except (_Died, _Hung, SubmissionProblem) as exc:
             output = self._box.take_output() if self._box is not None else ""
@@ -1086,6 +1089,14 @@ class SandboxStudent(Student):
     def run_for(self, seconds: float, code: str, **inputs) -> Any:
         return self._request(dict(op="run", code=code, inputs=inputs), "your code",
                              seconds=seconds).get("value")
+
+    def resources(self) -> dict:
+        """For the instructor's report: how the sandbox ran (warm or cold, restarts, the first
+        start's seconds, the most memory its cgroup held at once, where one was available)."""
+        peaks = [b.peak_bytes for b in self._boxes if b.peak_bytes]
+        return dict(warm=self._warm is not None, restarts=self.restarts,
+                    start_seconds=round(self.start_seconds, 2),
+                    peak_memory_mb=round(max(peaks) / 2**20) if peaks else None)
 
     def close(self) -> None:
         if self._box is not None:
