@@ -144,9 +144,13 @@ def grading_settings() -> dict[str, str]:
         limits = Limits.from_env()
     except ValueError as exc:
         raise run.GradingUnavailable(str(exc)) from None
-    settings = {name: value for name, value in os.environ.items()
-                if name.startswith(Limits.ENV_PREFIX) or name in _SCORING_ENV}
-    settings["sandbox limits"] = repr(dataclasses.astuple(limits))
+    # Threads change how fast a grading runs, not its score (grade-class gives each of N
+    # workers its share of the cores): not in the fingerprint, or --jobs 2 would regrade a
+    # class graded with --jobs 1.
+    threads = Limits.ENV_PREFIX + "THREADS"
+    settings = {name: value for name, value in os.environ.items() if name != threads
+                and (name.startswith(Limits.ENV_PREFIX) or name in _SCORING_ENV)}
+    settings["sandbox limits"] = repr(dataclasses.astuple(dataclasses.replace(limits, threads=0)))
     settings["grader memory"] = str(run.grader_memory())
     settings["mnistkit"] = mnistkit.__version__
     return dict(sorted(settings.items()))
@@ -261,7 +265,7 @@ def grade_one(folder: str, assignment: str, course: run.Course) -> Results:
     return run.grade_submission(Path(folder), assignment, course=course)
 
 
-def _worker_started() -> None:
+def _worker_started(threads: int = 0) -> None:
     """Initializer of the kit's own worker processes. They share the terminal's process group,
     so a Ctrl-C reaches them too: they leave it to the batch (which stops them with SIGTERM,
     in turn, after cancelling what has not started). SIGTERM raises SystemExit, so a grading in
@@ -270,6 +274,12 @@ def _worker_started() -> None:
     grader and the sandbox started from here, a handled one is reset by exec."""
     signal.signal(signal.SIGINT, lambda signum, frame: None)
     signal.signal(signal.SIGTERM, _exit_on_term)
+    # Each worker its share of the cores, in its sandboxes and its grader (unless the course set
+    # MNISTKIT_LIMIT_THREADS): two workers of two threads each on two cores fight over them.
+    if threads > 0:
+        os.environ.setdefault("MNISTKIT_LIMIT_THREADS", str(threads))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(name, str(threads))
 
 
 def _exit_on_term(signum, frame):
@@ -281,7 +291,9 @@ def _process_pool(workers: int) -> cf.ProcessPoolExecutor:
     # forked copy of a held lock deadlocks), and not forkserver: its server is started once per
     # process with the environment of that moment, and later batches (MNISTKIT_LIMIT_* changed)
     # would be graded with stale settings; spawn reads os.environ at every start.
+    threads = max(1, Capacity.measure().cores // workers)
     return cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_started,
+                                  initargs=(threads,),
                                   mp_context=multiprocessing.get_context("spawn"))
 
 

@@ -266,13 +266,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _warm_start(course: Course, assignment: str):
+def _warm_start(course: Course):
     """A fork server (mnistkit.grading.zygote) for this notebook's sandboxes, importing what the
-    assignment's release notebooks import; kept by this process for the next notebook."""
+    course's release notebooks import; kept by this process for the next notebook."""
     from mnistkit.grading import sandbox, zygote
     limits = sandbox.Limits.from_env()
     return zygote.lease(limits, sandbox._default_data_dir(None),
-                        zygote.release_imports(course.release, assignment))
+                        zygote.release_imports(course.release))
 
 
 def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = None,
@@ -305,7 +305,7 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
             code, log = _run(cmd, tmp, limit, memory)
         else:
             from mnistkit.grading import warm_grader
-            with _warm_start(course, assignment) as server, \
+            with _warm_start(course) as server, \
                     warm_grader.lease(_grader_env()) as grader:
                 env = server.grader_env() if server else {}
                 fds = server.pass_fds() if server else ()

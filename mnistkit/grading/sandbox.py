@@ -805,6 +805,7 @@ class SandboxStudent(Student):
         self._skip: set[int] = set()
         self._box: _Box | None = None
         self._boxes: list[_Box] = []     # every start, for ``resources``
+        self.longest_request = 0.0       # seconds: a4's is the student's model training
         self._broken: str | None = None
         self._deadline = time.monotonic() + limits.total_seconds
         data_dir = _default_data_dir(data_dir)
@@ -1041,6 +1042,7 @@ class SandboxStudent(Student):
         limit = self.limits.request_seconds if seconds is None else seconds
         timeout = min(limit, max(self._left(), 0.001))
         request["timeout"] = timeout
+        began = time.monotonic()
         try:
             answer = self._box.exchange(request, timeout + self.limits.grace_seconds)
         except _Hung:
@@ -1053,6 +1055,7 @@ class SandboxStudent(Student):
         except SubmissionProblem:   # an answer that did not decode: this request fails, in step
             self._box.take_output()
             raise
+        self.longest_request = max(self.longest_request, time.monotonic() - began)
         self._box.take_output()
         if self._box.disk_full():
             self._drop_box()
@@ -1096,6 +1099,7 @@ class SandboxStudent(Student):
         peaks = [b.peak_bytes for b in self._boxes if b.peak_bytes]
         return dict(warm=self._warm is not None, restarts=self.restarts,
                     start_seconds=round(self.start_seconds, 2),
+                    longest_request_seconds=round(self.longest_request, 2),
                     peak_memory_mb=round(max(peaks) / 2**20) if peaks else None)
 
     def close(self) -> None:

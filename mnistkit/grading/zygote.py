@@ -50,13 +50,13 @@ def enabled() -> bool:
     return os.environ.get(WARM_ENV, "1") not in ("0", "")
 
 
-def release_imports(release: Path, assignment: str) -> tuple[str, ...]:
-    """The top-level modules the assignment's release notebooks import (trusted: the
-    instructor's notebooks, not the students'), those importable here. What the fork server
-    imports: a course without fastai does not pay for fastai."""
+def release_imports(release: Path) -> tuple[str, ...]:
+    """The modules the course's release notebooks import (trusted: the instructor's notebooks,
+    not the students'), those importable here. What the fork server imports: a course without
+    fastai does not pay for fastai; all assignments together, so that one server serves them all."""
     import importlib.util
     found: list[str] = []
-    for path in sorted((Path(release) / assignment).glob("*.ipynb")):
+    for path in sorted(Path(release).glob("*/*.ipynb")):
         try:
             cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
         except (OSError, ValueError):
