@@ -45,3 +45,13 @@ def run_mnistkit(*args, check=False, timeout=600, **kwargs) -> subprocess.Comple
         raise AssertionError(f"mnistkit {' '.join(map(str, args))} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(autouse=True)
+def spawnable_main():
+    """Tests that start worker processes (grade-class --jobs, a Dask LocalCluster) may run in a
+    pytest worker where an earlier in-process grading's IPython shell left a ``__main__``
+    without ``__spec__``, which multiprocessing's spawn needs (batch.spawnable_main)."""
+    from mnistkit.grading.batch import spawnable_main
+    spawnable_main()
+    yield

@@ -29,6 +29,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -286,12 +287,22 @@ def _exit_on_term(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def spawnable_main() -> None:
+    """multiprocessing's spawn reads ``__main__.__spec__``; an IPython shell in this process (an
+    in-process grading, the kit's tests) leaves a ``__main__`` without one, and starting workers
+    then fails. None is what spawn expects of a main module it need not import."""
+    main = sys.modules.get("__main__")
+    if main is not None and not hasattr(main, "__spec__"):
+        main.__spec__ = None
+
+
 def _process_pool(workers: int) -> cf.ProcessPoolExecutor:
     # "spawn": a fresh interpreter per worker. Not fork (the batch's process may have threads: a
     # forked copy of a held lock deadlocks), and not forkserver: its server is started once per
     # process with the environment of that moment, and later batches (MNISTKIT_LIMIT_* changed)
     # would be graded with stale settings; spawn reads os.environ at every start.
     threads = max(1, Capacity.measure().cores // workers)
+    spawnable_main()
     return cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_started,
                                   initargs=(threads,),
                                   mp_context=multiprocessing.get_context("spawn"))

@@ -127,13 +127,6 @@ class InProcessStudent(Student):
 
         self.call_timeout = call_timeout
         self.shell = InteractiveShell.instance()
-        # IPython makes its user module this process's __main__, one without __spec__, which
-        # multiprocessing's spawn reads: a worker pool or Dask cluster started later in this
-        # process (the kit's tests) would fail to start. None is what spawn expects then.
-        import sys
-        main = sys.modules.get("__main__")
-        if main is not None and not hasattr(main, "__spec__"):
-            main.__spec__ = None
         # No event loop here: let `%matplotlib inline` select the backend instead of raising.
         self.shell.enable_gui = lambda gui=None: None
         self.ns = self.shell.user_ns
