@@ -140,8 +140,8 @@ def _grade_all(submitted: Path, assignments: list[str], out: Path, jobs: int,
 
 def _close_warm_servers() -> None:
     from mnistkit.grading import warm_grader, zygote
-    zygote._servers.close_all()
-    warm_grader._servers.close_all()
+    zygote.close_idle()
+    warm_grader.close_idle()
 
 
 def _a4_split(results: dict) -> tuple[float | None, float | None]:

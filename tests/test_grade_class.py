@@ -285,12 +285,7 @@ def counted(course, tmp_path, monkeypatch):
 # Each change gets the copied course, monkeypatch, a scratch folder, and the counted grader.
 
 def change_points(course, monkeypatch, tmp_path, grade):
-    path = course / "source" / toy.ASSIGNMENT / f"{toy.NOTEBOOK}.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "double_it":
-            cell.metadata.nbgrader.points = 4
-    nbformat.write(nb, str(path))
+    toy.set_points(course, "double_it", 4)
 
 
 def change_release(course, monkeypatch, tmp_path, grade):

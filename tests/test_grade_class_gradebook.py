@@ -193,12 +193,7 @@ def test_a_points_fix_in_source_reaches_the_gradebook(bare):
     """After the points of an exercise change in source/, does the next grade-class record
     them as the cell's maximum, as `nbgrader generate_assignment` would?"""
     NbgraderRecorder(bare, toy.ASSIGNMENT).record("alice", made_up(bare, double_it=2.0))
-    path = bare / "source" / toy.ASSIGNMENT / f"{toy.NOTEBOOK}.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "double_it":
-            cell.metadata.nbgrader.points = 4
-    nbformat.write(nb, str(path))
+    toy.set_points(bare, "double_it", 4)
     NbgraderRecorder(bare, toy.ASSIGNMENT)
     with Gradebook(f"sqlite:///{bare / 'gradebook.db'}") as gb:
         assert gb.find_grade_cell("double_it", toy.NOTEBOOK, toy.ASSIGNMENT).max_score == 4

@@ -216,6 +216,7 @@ class Pool:
 
 
 _servers = Pool("warm start (cold sandboxes instead)")
+close_idle = _servers.close_all   # e.g. before a benchmark's next run starts its own
 
 
 @contextlib.contextmanager
@@ -256,8 +257,10 @@ class ForkClient:
             return None
         return cls(socket.socket(fileno=os.dup(fd)), pid, Path(parts[2]), parts[3])
 
-    def spawn(self, token: str, limits: sandbox.Limits, caps, seconds: float) -> "WarmProcess":
-        """A child for the submission prepared in ``inbox/token/home``; its pipes and handle.
+    def spawn(self, token: str, limits: sandbox.Limits, caps,
+              seconds: float) -> tuple["WarmProcess", int, int]:
+        """A child for the submission prepared in ``inbox/token/home``: (its handle, the answer
+        pipe's and the output pipe's read ends).
         ``caps``: cgroups the child joins before it does anything."""
         request_r, request_w = os.pipe()
         answer_r, answer_w = os.pipe()
@@ -311,7 +314,7 @@ def _ns_pids(pid: int) -> list[int]:
     return []
 
 
-def host_pid(server_pid: int, keeper: int, child: int) -> int | None:
+def host_pid(server_pid: int, child: int) -> int | None:
     """The host pid of the fork server's child ``child`` (a pid in the fork server's namespace),
     found below the fork server's bubblewrap process: the grader puts it in cgroups and kills it."""
     todo, seen = [server_pid], 0
@@ -342,7 +345,7 @@ class WarmProcess:
             raise sandbox._Died(f"the warm start gave no child ({(reply or {}).get('error', 'no answer')})")
         pid = None
         for _ in range(100):
-            pid = host_pid(self.server_pid, reply.get("keeper", 0), int(reply["pid"]))
+            pid = host_pid(self.server_pid, int(reply["pid"]))
             if pid:
                 break
             time.sleep(0.01)
