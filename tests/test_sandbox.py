@@ -36,8 +36,11 @@ def notebook(folder: Path, *sources: str, name: str = "submission.ipynb") -> Pat
 
 
 @pytest.fixture(scope="module")
-def fork_server():
-    """One warm start's fork server for this file's warm tests (mnistkit.grading.zygote)."""
+def fork_server(mnist_data_dir):
+    """One warm start's fork server for this file's warm tests (mnistkit.grading.zygote).
+    Its children's data view must be the one the graders compute (zygote.child_key), so the
+    data is materialized first: on a fresh clone another test may materialize it mid-run, after
+    which a server started without it no longer matches and every warm test ran cold."""
     from mnistkit.grading import zygote
     from mnistkit.grading.sandbox import _default_data_dir
     server = zygote.ForkServer(FAST, _default_data_dir(None), ())
