@@ -1,8 +1,5 @@
 # The README's two commands: `make demo` and `make test`. Both install into .venv when missing.
-# The system's Python 3.11 when there is one: on a shared machine or a JupyterHub, students'
-# accounts run the venv's python, and a venv links to its base interpreter (pyenv's, under
-# root's home, mode 700, gives other users "bad interpreter: Permission denied").
-PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11 /usr/local/bin/python3.11) python3.11)
+PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
