@@ -570,7 +570,12 @@ class _Box:
                 "--fsize", str(lim.file_bytes)]
         for module in lim.preload:
             cmd += ["--preload", module]
-        quota = [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+        # Mounting needs CAP_SYS_ADMIN over the mount namespace: root has it; any other account
+        # (an instructor's JupyterHub server) gets it in a user namespace of its own, mapped to
+        # itself as uid 0 there (mount(8) insists on uid 0), with bubblewrap's nested inside.
+        as_root = os.geteuid() == 0
+        quota = [UNSHARE] + ([] if as_root else ["--user", "--map-root-user"]) + [
+                 "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
                  QUOTA_SCRIPT, "mnistkit-quota", str(self.quota), str(int(lim.disk_bytes)),
                  str(int(lim.disk_files)), str(scratch / "home")]
         return quota + cmd
