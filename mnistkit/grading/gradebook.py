@@ -163,28 +163,14 @@ class NbgraderRecorder:
         return coursedir
 
     def _sync_assignment(self) -> None:
-        from nbgrader.converters import GenerateAssignment
-
         plain = self._coursedir(self.config)
         source = Path(plain.format_path(plain.source_directory, ".", self.assignment))
         if not source.is_dir():
             raise GradebookUnavailable(f"{source} does not exist: nbgrader's gradebook takes "
                                        "the assignment from its source notebooks")
         with tempfile.TemporaryDirectory(prefix="mnistkit-gradebook-") as scratch:
-            config = copy.deepcopy(self.config)   # sections are shared by a shallow copy
-            config.CourseDirectory.release_directory = str(Path(scratch) / "release")
-            coursedir = self._coursedir(config, assignment_id=self.assignment, notebook_id="*")
-            app = GenerateAssignment(coursedir=coursedir, config=config, log=self.log)
-            app.force = True
-            try:
-                with _alembic_on_path(), _quiet_nbgrader():
-                    app.start()
-            except Exception as exc:
-                errors = self._lines.take()
-                raise GradebookUnavailable(clean_line(
-                    f"nbgrader could not record {self.assignment} in {coursedir.db_url}: "
-                    f"{'; '.join(errors) or exc}", 1000)) from None
-            self._lines.take()
+            _generate_into_gradebook(self.config, self.assignment, Path(scratch) / "release",
+                                     self.log, self._lines)
 
     def record(self, student: str, results: Results) -> str | None:
         """Record ``student``'s graded ``results`` (see the class docstring)."""
@@ -276,6 +262,40 @@ class NbgraderRecorder:
             names = {sub.student.id for sub in submissions}
         return {name for name in names if Path(coursedir.format_path(
             coursedir.autograded_directory, name, self.assignment)).is_dir()}
+
+
+def _generate_into_gradebook(config, assignment: str, release_dir: Path, log, lines) -> None:
+    """nbgrader's GenerateAssignment (``--force``) for ``assignment`` (``*``: all of them, in one
+    run), with the release written to ``release_dir`` (a scratch folder: ``release/`` is
+    ``mnistkit build``'s) and the gradebook the config names updated: the assignment, its
+    notebooks, grade and task cells with their points, the locked cells' sources and checksums."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+
+    config = copy.deepcopy(config)   # sections are shared by a shallow copy
+    config.CourseDirectory.release_directory = str(release_dir)
+    coursedir = CourseDirectory(config=config, log=log)
+    coursedir.assignment_id, coursedir.notebook_id = assignment, "*"
+    app = GenerateAssignment(coursedir=coursedir, config=config, log=log)
+    app.force = True
+    try:
+        with _alembic_on_path(), _quiet_nbgrader():
+            app.start()
+    except Exception as exc:
+        errors = lines.take()
+        raise GradebookUnavailable(clean_line(
+            f"nbgrader could not record {assignment} in {coursedir.db_url}: "
+            f"{'; '.join(errors) or exc}", 1000)) from None
+    lines.take()
+
+
+def add_assignments(course_dir: Path, release_dir: Path, assignment: str = "*") -> None:
+    """Add ``assignment`` (default: every one in ``source/``) to ``course_dir``'s gradebook, as
+    ``nbgrader generate_assignment --force`` does, writing the release to ``release_dir`` for
+    the caller to compare with ``release/`` (mnistkit.course). Raises GradebookUnavailable."""
+    config = load_config(Path(course_dir).absolute())
+    log, lines = _log_buffer(f"add-{id(config):x}")
+    _generate_into_gradebook(config, assignment, Path(release_dir), log, lines)
 
 
 def _database_error(exc: BaseException) -> bool:
