@@ -1,5 +1,12 @@
 """`mnistkit`: one verb per job. Each verb's module does the work; this file only parses
-arguments, prints, and turns expected failures into one-line errors with an exit code."""
+arguments, prints, and turns expected failures into one-line errors with an exit code.
+
+Exit codes: 2 for bad arguments (argparse's own, and what a verb checks before it starts: a
+folder or file named on the command line that does not exist or is the wrong kind, an
+assignment the course does not have), found before anything slow is imported; 1 for a failure
+while working (one line: what failed and what to do); 130 on Ctrl-C. Run inside a checkout of
+the kit other than the one installed, the command hands over to that checkout's own code first
+(``use_checkout_here``), so it always works on the checkout it is run in."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +22,87 @@ class KitError(Exception):
     """An expected failure: printed as one line, exit code 1."""
 
 
+class UsageError(KitError):
+    """A bad argument a verb found itself (argparse cannot check that a folder exists): one
+    line, exit code 2, like argparse's own errors."""
+
+
+# Set on the hand-over to another checkout's code: the checkout now running (never twice).
+HANDOVER_ENV = "MNISTKIT_CHECKOUT"
+
+
+def use_checkout_here(argv: list[str]) -> None:
+    """When the current folder is inside a checkout of the kit other than the one this code
+    comes from (a second clone, with the first clone's venv), run the command with that
+    checkout's own code and folders: exec ``python -m mnistkit`` with it first on
+    ``PYTHONPATH`` (ahead of the editable install's finder). Returns when this code is the
+    checkout's own, or when there is no checkout around; for an nbgrader course folder without
+    the kit's code it says which course the command uses instead."""
+    from mnistkit import paths
+    try:
+        here = paths.course_around(Path.cwd())
+    except OSError:          # the current folder was deleted: nothing to hand over to
+        return
+    if here is None or here.resolve() == paths.ROOT:
+        return
+    if not paths.is_checkout(here):
+        chosen = os.environ.get("MNISTKIT_COURSE_ROOT")
+        if not chosen or Path(chosen).resolve() != here.resolve():
+            print(f"mnistkit: note: {here} has no mnistkit/ of its own; using the kit's course "
+                  f"at {paths.ROOT} (MNISTKIT_COURSE_ROOT={here} grades this folder's "
+                  "assignments)", file=sys.stderr)
+        return
+    if os.environ.get(HANDOVER_ENV) == str(here):   # handed over to it already: never loop
+        print(f"mnistkit: note: running the kit at {paths.ROOT}, not the checkout at {here}",
+              file=sys.stderr)
+        return
+    env = dict(os.environ)
+    env[HANDOVER_ENV] = str(here)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(here), env.get("PYTHONPATH")) if p)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "mnistkit", *argv], env)
+
+
+def _existing_folder(path: str, what: str) -> Path:
+    folder = Path(path)
+    if not folder.exists():
+        raise UsageError(f"{what} {path}: no such folder")
+    if not folder.is_dir():
+        raise UsageError(f"{what} {path}: not a folder")
+    return folder
+
+
+def _new_or_existing(path: str, what: str, kind: str = "folder") -> Path:
+    """``path`` where a verb will write a folder (or a file): the wrong kind, or a parent that
+    is a file, is a bad argument (found now, not after minutes of work)."""
+    target = Path(path).absolute()
+    if target.exists() and target.is_dir() != (kind == "folder"):
+        raise UsageError(f"{what} {path}: " + ("a file, not a folder" if kind == "folder"
+                                               else "a folder, not a file"))
+    parent = next((p for p in target.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UsageError(f"{what} {path}: {parent} is a file, not a folder")
+    return target
+
+
+def _known_assignment(name: str, course=None) -> None:
+    from mnistkit.grading import run   # light: no torch, nbgrader or nbformat
+    course = course or run.Course.default()
+    known = course.assignments()
+    if name not in known:
+        raise UsageError(f"no assignment named {name!r}; known: {', '.join(known) or 'none'} "
+                         f"(in {course.source})")
+
+
+class _Say(argparse.Action):
+    """Print the option's default as it is, and exit (``--version``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(self.default)
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse prints a usage block; one line is kinder in a terminal
         sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -22,6 +110,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_data(args) -> int:
+    if args.use:
+        _existing_folder(args.use, "--use")
+    if args.into:
+        _new_or_existing(args.into, "--into")
     from mnistkit import data
     if args.use:
         config = data.point_config_at(Path(args.use))
@@ -34,6 +126,16 @@ def cmd_data(args) -> int:
     for name, (path, status) in results.items():
         print(f"  {name:<17} {status:<8} {path}")
     print(f"MNIST ready for untar_data() in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_course(args) -> int:
+    from mnistkit import course
+    from mnistkit.paths import ROOT
+    try:
+        course.init(ROOT, course_id=args.course_id, exchange=args.exchange)
+    except course.CourseError as exc:
+        raise KitError(str(exc)) from None
     return 0
 
 
@@ -53,8 +155,8 @@ def cmd_exercises(args) -> int:
     if args.assignment:
         exercises = [ex for ex in exercises if ex.assignment == args.assignment]
         if not exercises:
-            raise KitError(f"no assignment named {args.assignment!r}; "
-                           f"known: {', '.join(catalog.assignments())}")
+            raise UsageError(f"no assignment named {args.assignment!r}; "
+                             f"known: {', '.join(catalog.assignments())}")
     if args.json:
         print(catalog.to_json(exercises))
         return 0
@@ -69,11 +171,19 @@ def cmd_exercises(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    _existing_folder(args.submission, "SUBMISSION_DIR")
+    _known_assignment(args.assignment)
+    _new_or_existing(args.results, "--results", kind="file")
     from mnistkit.grading import cli as grading_cli  # the grading engine owns this verb
     return grading_cli.grade(args)
 
 
 def cmd_grade_class(args) -> int:
+    _existing_folder(args.submitted, "SUBMITTED")
+    _known_assignment(args.assignment)
+    _new_or_existing(args.out, "--out")
+    if args.gradebook:
+        _existing_folder(args.gradebook, "--gradebook")
     from mnistkit.grading import cli as grading_cli
     return grading_cli.grade_class(args)
 
@@ -85,13 +195,10 @@ def cmd_demo(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.grading:
+        for name in args.assignment or []:
+            _known_assignment(name)
         from mnistkit import bench_grading
         from mnistkit.grading import run
-        course = run.Course.default()
-        unknown = [a for a in args.assignment or [] if a not in course.assignments()]
-        if unknown:
-            raise KitError(f"no assignment named {unknown[0]!r}; known: "
-                           f"{', '.join(course.assignments())}")
         try:
             figures = bench_grading.run(students=args.students, assignments=args.assignment)
         except run.GradingUnavailable as exc:
@@ -111,7 +218,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mnistkit", description=(
         "Course kit for fastbook chapter 4 (MNIST basics): data, release, exercises, grading."))
     from mnistkit import __version__
-    parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")
+    from mnistkit.paths import ROOT
+    parser.add_argument("--version", action=_Say, nargs=0, dest=argparse.SUPPRESS,  # unwrapped
+                        help="show the version and the checkout it works on, and exit",
+                        default=f"mnistkit {__version__} (the checkout at {ROOT})")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
 
     p = verbs.add_parser("data", help="put MNIST where fastai's untar_data() finds it, offline",
@@ -131,6 +241,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 when release/ is out of date")
     p.set_defaults(func=cmd_build)
+
+    p = verbs.add_parser("course", help="set the course up for nbgrader (gradebook, exchange)",
+                         description="Make this checkout an nbgrader course: every assignment "
+                         "into the gradebook, the course id and exchange folder recorded, the "
+                         "students' Jupyter configuration written. Safe to run again.")
+    course_verbs = p.add_subparsers(dest="course_verb", metavar="ACTION", required=True,
+                                    parser_class=_Parser)
+    init = course_verbs.add_parser("init", help="gradebook, exchange and course id; once per "
+                                   "clone, again after changing source/",
+                                   description="Add every assignment to gradebook.db (nbgrader's "
+                                   "generate_assignment, release/ untouched), create the exchange "
+                                   "and write .mnistkit/course.json (read by nbgrader_config.py) "
+                                   "and .mnistkit/student-jupyter/ (for students' accounts).")
+    init.add_argument("--exchange", metavar="DIR", help="nbgrader's exchange folder, shared by "
+                      "instructors and students (default: kept, else /srv/nbgrader/exchange)")
+    init.add_argument("--course-id", metavar="ID", help="the course id students fetch with "
+                      "(default: kept, else mnist-basics)")
+    init.set_defaults(func=cmd_course)
 
     p = verbs.add_parser("exercises", help="list every exercise, its points and questionnaire items",
                          description="The exercise catalog, read from the source notebooks.")
@@ -206,23 +334,41 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Expected failures of the verbs' modules: (module, exception class) -> one line, exit 1. Looked
+# up only once raised (the module is imported by then), so main imports none of them up front.
+_EXPECTED = (("mnistkit.build", "BuildError"), ("mnistkit.data", "DataError"))
+
+
+def _expected(exc: BaseException) -> bool:
+    kinds = tuple(getattr(sys.modules[module], name) for module, name in _EXPECTED
+                  if module in sys.modules)
+    return isinstance(exc, kinds)
+
+
 def main(argv=None) -> int:
+    if argv is None:   # the command itself (tests call main([...]) in their own process)
+        use_checkout_here(sys.argv[1:])
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from mnistkit.build import BuildError
-    from mnistkit.data import DataError
     try:
         return args.func(args)
-    except (KitError, DataError, BuildError) as exc:
+    except UsageError as exc:
+        print(f"mnistkit {args.verb}: error: {exc} (see `mnistkit {args.verb} --help`)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except KitError as exc:
         print(f"mnistkit {args.verb}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"mnistkit {args.verb}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: one line by default, the traceback on request
+        if _expected(exc):
+            print(f"mnistkit {args.verb}: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if os.environ.get("MNISTKIT_DEBUG"):
             raise
         print(f"mnistkit {args.verb}: internal error: {type(exc).__name__}: {exc} "

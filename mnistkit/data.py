@@ -219,9 +219,12 @@ def write_dataset(mnist: Mnist, name: str, data_dir: Path, progress: Progress | 
     target = data_dir / name
     if target.exists():
         return "present"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=data_dir))
+    except OSError as exc:
+        raise DataError(_cannot_write(data_dir, exc)) from None
     files = list(LAYOUTS[name](mnist))
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=data_dir))
     try:
         for folder in {str(Path(rel).parent) for rel, _ in files}:
             (staging / folder).mkdir(parents=True, exist_ok=True)
@@ -238,10 +241,20 @@ def write_dataset(mnist: Mnist, name: str, data_dir: Path, progress: Progress | 
             if target.exists():   # another process finished first: theirs is complete too
                 return "present"
             raise
+    except OSError as exc:      # disk full, quota, a folder made read-only meanwhile
+        raise DataError(f"could not write {name}/: {_cannot_write(data_dir, exc)}") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return "written"
+
+
+def _cannot_write(data_dir: Path, exc: OSError) -> str:
+    """One line for an OSError writing into ``data_dir`` (no traceback, no errno)."""
+    existing = next((p for p in (data_dir, *data_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"cannot write into {data_dir}: {existing} is a file, not a folder"
+    return f"cannot write into {data_dir}: {exc.strerror or exc}"
 
 
 def materialize(data_dir: Path | None = None, progress: Progress | None = None) -> dict[str, Path]:

@@ -174,7 +174,7 @@ def test_grading_bench_prints_its_figures_last():
 
 
 def test_grading_bench_refuses_an_unknown_assignment():
-    """Does a typo in --assignment give one line and exit 1 (like `mnistkit grade`), before
-    anything is graded?"""
+    """Does a typo in --assignment give one line and exit 2 (a bad argument, like `mnistkit
+    grade`'s), before anything is graded?"""
     proc = run_mnistkit("bench", "--grading", "--assignment", "a9_nope")
-    assert proc.returncode == 1 and "no assignment named 'a9_nope'" in proc.stderr
+    assert proc.returncode == 2 and "no assignment named 'a9_nope'" in proc.stderr

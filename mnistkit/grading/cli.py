@@ -1,8 +1,9 @@
 """`mnistkit grade SUBMISSION_DIR --assignment NAME --results FILE`.
 
 Exit 0 when the submission was graded, whatever its score (an unreadable or missing notebook is
-graded 0 with the reason). Exit 1 with a one-line error when grading could not run: unknown
-assignment, no such folder, no sandbox, hidden tests missing, or the pre-flight refuses
+graded 0 with the reason). Exit 2 for bad arguments (no such folder, an unknown assignment:
+``mnistkit.cli`` checks them before anything is imported). Exit 1 with a one-line error when
+grading could not run: no sandbox, hidden tests missing, or the pre-flight refuses
 (this account has no verified MNIST, the sandbox does not start or its limits do not apply:
 grading/preflight.py), before anyone is graded and with nothing written; also when the kit itself is
 broken for this assignment (hidden tests that do not load, an exercise without hidden tests):
@@ -19,13 +20,13 @@ from mnistkit.grading.results import clean_block, clean_line
 
 
 def grade(args) -> int:
-    from mnistkit.cli import KitError
+    from mnistkit.cli import KitError, UsageError
 
     course = run.Course.default()
     submission = Path(args.submission)
     results_path = Path(args.results)
     if not submission.is_dir():
-        raise KitError(f"no such folder: {submission}")
+        raise UsageError(f"SUBMISSION_DIR {submission}: no such folder")
     try:
         run.check_can_grade(args.assignment, course)
     except run.GradingUnavailable as exc:
@@ -63,12 +64,14 @@ def grade_class(args) -> int:
     Says first how many workers grade and why (cores, memory), or which cluster; records into
     nbgrader's gradebook when there is one (``gradebook_course``); exit 130 on Ctrl-C with every
     student graded so far saved."""
-    from mnistkit.cli import KitError
+    from mnistkit.cli import KitError, UsageError
     from mnistkit.grading import batch
 
     course = run.Course.default()
     say = lambda line: print(line, flush=True)   # noqa: E731
     submitted, out = Path(args.submitted).absolute(), Path(args.out).absolute()
+    if not submitted.is_dir():   # before the workers line: nothing to grade
+        raise UsageError(f"SUBMITTED {args.submitted}: no such folder")
     where = gradebook_course(submitted, args.gradebook, args.no_gradebook)
     try:
         with _executor(args, course, say) as (executor, jobs):
@@ -93,13 +96,13 @@ def grade_class(args) -> int:
 def gradebook_course(submitted: Path, chosen: str | None, off: bool) -> Path | None:
     """The nbgrader course to record into: the one named, else the folder that holds SUBMITTED
     when it is an nbgrader course (nbgrader_config.py there), else none."""
-    from mnistkit.cli import KitError
+    from mnistkit.cli import UsageError
     if off:
         return None
     if chosen:
         folder = Path(chosen).absolute()
         if not (folder / "nbgrader_config.py").is_file():
-            raise KitError(f"--gradebook {chosen}: no nbgrader_config.py there (not an nbgrader "
+            raise UsageError(f"--gradebook {chosen}: no nbgrader_config.py there (not an nbgrader "
                            "course folder)")
         return folder
     parent = submitted.parent
