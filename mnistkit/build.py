@@ -1,7 +1,8 @@
 """Generate release/ from source/ with nbgrader, or check that release/ is up to date.
 
 nbgrader's own `generate_assignment` does the work (solutions stripped, mark schemes and
-hidden tests removed, outputs cleared, banner added by mnistkit.release_banner); this module
+hidden tests removed, outputs cleared, the students' banner and the error-hint cell added by
+mnistkit.release_banner and mnistkit.selfcheck_hints); this module
 runs it into a scratch folder with a scratch gradebook, so a build never touches the course's
 gradebook.db, and only then replaces release/<assignment>/.
 """

@@ -7,6 +7,8 @@ import pytest
 
 from mnistkit import catalog
 from mnistkit.paths import RELEASE, SOURCE
+from mnistkit.release_banner import BANNER_MARK, FEEDBACK_TEXT, FeedbackBanner
+from mnistkit.selfcheck_hints import HINTS_MARK
 
 from .conftest import run_mnistkit
 
@@ -72,12 +74,45 @@ def test_release_mentions_no_hidden_material(path):
 
 
 @pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
-def test_release_starts_with_generated_banner(path):
-    """Does each student notebook open by saying it is generated and how to rebuild it?"""
+def test_release_opens_with_words_for_students(path):
+    """Does each student notebook open by telling the student how to work through it (answer
+    cells, self-checks that are not the grade, written answers graded by hand, Validate)?"""
     first = nbformat.read(RELEASE / path.parent.name / path.name, as_version=4).cells[0]
-    assert first.cell_type == "markdown"
-    assert "Generated file" in first.source and f"source/{path.parent.name}/{path.name}" in first.source
-    assert "mnistkit build" in first.source
+    assert first.cell_type == "markdown" and first.get("id") == BANNER_MARK
+    for words in ("your copy", "answer cell", "self-check", "not your grade",
+                  "Write your answer here", "a person grades", "Validate"):
+        assert words in first.source, words
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_students_are_not_told_their_notebook_is_generated(path):
+    """Does no cell a student sees say "generated" or "do not edit", or name source/?"""
+    nb = nbformat.read(RELEASE / path.parent.name / path.name, as_version=4)
+    for cell in nb.cells:
+        text = cell.source.lower()
+        assert "generated file" not in text and "do not edit" not in text, cell.source[:80]
+        assert "source/" not in text and "mnistkit build" not in text, cell.source[:80]
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_banner_metadata_tells_instructors_where_it_comes_from(path):
+    """Does the banner cell's metadata say which source notebook it is built from and how to
+    rebuild it (where an instructor looks), so nobody edits release/ by hand?"""
+    first = nbformat.read(RELEASE / path.parent.name / path.name, as_version=4).cells[0]
+    note = first.metadata["mnistkit"]
+    assert note["generated_from"] == f"source/{path.parent.name}/{path.name}"
+    assert "mnistkit build" in note["rebuild"] and "nbgrader generate_assignment" in note["rebuild"]
+    assert "edit the source notebook" in note["note"]
+
+
+def test_feedback_banner_speaks_about_feedback():
+    """In feedback, does the banner say how to read the grades, and is the error-hint cell
+    (only useful while working) left out?"""
+    nb = nbformat.read(RELEASE / "a1_pixel_similarity" / "pixel_similarity.ipynb", as_version=4)
+    assert any(c.get("id") == HINTS_MARK for c in nb.cells)
+    nb, _ = FeedbackBanner().preprocess(nb, {})
+    assert nb.cells[0].source == FEEDBACK_TEXT and "score" in FEEDBACK_TEXT
+    assert not any(c.get("id") == HINTS_MARK for c in nb.cells)
 
 
 @pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)

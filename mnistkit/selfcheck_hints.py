@@ -1,0 +1,343 @@
+"""nbgrader preprocessor: a release cell that makes a NameError say which exercise to finish first.
+
+A student who leaves `stack_images` blank sees its self-check fail, and then every later cell
+that uses what that exercise makes fails too, with ``NameError: name 'a_3' is not defined`` and
+no word about the cause. The release therefore gets one more cell just before the notebook's
+first code cell, which installs an IPython handler for NameError (``set_custom_exc``). When a
+cell stops on a name the notebook defines, the handler adds a note to the error, e.g.::
+
+    NameError: name 'a_3' is not defined
+    Hint: `a_3` needs `stacked_threes`, which is made by the cells of exercise `stack_images`
+    (section "2. A first idea: pixel similarity"): finish that exercise and run its cells ...
+
+Why this design (and not another):
+- *At build time, from the notebook's syntax* (``ast``, after IPython's own transformation of
+  magics), each code cell is reduced to the names it defines at top level and the names it
+  needs to run (loads before any local binding; function bodies count only when called). The
+  table goes into the cell as plain literals: nothing is imported, nothing of the kit reaches
+  the student, and `mnistkit build` and `nbgrader generate_assignment` produce the same cell.
+  Names defined only inside a solution block (helpers of the reference answer) are left out:
+  the table lists only names a released cell reads or defines, or its text quotes in backticks.
+- *At run time, the kernel's namespace decides*: the handler follows the missing name back
+  through the cells that make it to the first link that is missing for real (``a_3`` →
+  ``stacked_threes`` → the self-check of ``stack_images``), so a student who has fixed the
+  exercise but not yet re-run the cell after it is sent to that cell, not back to the
+  exercise. A name from ``from fastai.vision.all import *`` that has not run yet points at
+  that setup cell (it has not run while none of the other names it defines exist). Other
+  unknown names (a typo) get no hint: a wrong hint is worse than none.
+  A student who skips the hint cell gets plain errors, nothing worse.
+- *The error stays the same error*: the hint is a PEP 678 note on the exception (Python
+  3.11+), and the handler then calls IPython's own ``showtraceback``: the same ``error``
+  output (ename, evalue unchanged), the cell's status is still an error, ``%debug`` works.
+  ``nbgrader validate`` still reports the failure. The hidden autograder is unaffected: the
+  sandbox's runner (mnistkit/grading/runner.py) judges a cell by ``run_cell``'s result, which
+  the handler does not change, and reports ``str(exc)``, which a note does not change; calls
+  the grader makes into student functions do not go through IPython's handler at all.
+- *A locked nbgrader cell* (grade id ``setup-error-hints``), like the setup cells: graders
+  restore it from the release, and the grader's technique checks (grading/source_checks.py)
+  count the code of unlocked cells as the student's: a first version's ``getattr``,
+  ``import sys`` and ``import builtins`` there cost ``odd_doubled`` and ``mnist_distance``
+  their technique points (28 -> 26.9 on the a1 reference). The cell's code also avoids
+  everything those checks flag, so it costs nothing even where it loses its lock (an old
+  gradebook that lacks it makes nbgrader's OverwriteCells drop its grade id).
+- Rejected alternatives: rewriting the exception's message (``args``) would change what
+  nbgrader and the grader record; a ``sys.excepthook`` is not used by IPython kernels; a
+  post-run event cannot add to an output that is already sent.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import re
+
+from nbgrader.preprocessors import ClearMarkScheme, ClearSolutions, NbGraderPreprocessor
+
+from mnistkit.cells import locked_code
+
+HINTS_MARK = "mnistkit-error-hints"       # the cell's id, and a key in its metadata
+HINTS_GRADE_ID = "setup-error-hints"       # its nbgrader grade id (a locked cell)
+SECTION = re.compile(r"^##\s+(.+?)\s*$", re.M)     # "## 2. A first idea: ..." (level 2 only)
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SNIPPET_CHARS = 40
+
+HEADER = """\
+# Error hints: run this cell like the others (it is part of the assignment; nothing to change).
+# When a later cell stops with "NameError: name '...' is not defined", the error then ends with
+# a hint saying which earlier exercise or cell makes that name. The error stays an error.
+"""
+
+RUNTIME = '''\
+def _install_error_hints(sections, cells, stars):
+    import textwrap
+    made_by, last = {}, [None]
+    for at, cell in enumerate(cells):
+        for name in cell[3].split():
+            made_by.setdefault(name, at)
+    makers = {"answer": "your answer to exercise `%s`", "check": "the cells of exercise `%s`",
+              "setup": "the setup cell `%s`", "cell": "the cell `%s`"}
+    todos = {"answer": "write that answer and run its cell",
+             "check": "finish that exercise and run its cells"}
+
+    def explain(name, ns):
+        at, via, seen = made_by.get(name), name, {name}
+        while at is not None:       # back to the first cell that has all it needs
+            dep = next((d for d in cells[at][4].split()
+                        if d not in seen and d in made_by and d not in ns), None)
+            if dep is None:
+                break
+            seen.add(dep)
+            at, via = made_by[dep], dep
+        star = None
+        for star_at, module in stars:   # a star import that has not run explains the rest
+            made = cells[star_at][3].split()
+            if made and not any(n in ns for n in made) and (at is None or star_at < at):
+                at, star = star_at, module
+                break
+        if at is None:
+            return None
+        kind, what, section = cells[at][:3]
+        where = ' (section "%s")' % sections[section] if section else " (near the top)"
+        if star:
+            made = "`%s` %s the setup cell with `from %s import *`%s, which has not run: run it" % (
+                name, "needs" if name in made_by else "comes from", star, where)
+        else:
+            todo = todos.get(kind, "run it")
+            needs = [cells[made_by[d]] for d in cells[at][4].split() if d in made_by]
+            uses = sorted({cell[1] for cell in needs if cell[0] == "answer"})
+            if kind not in todos and uses:  # a plain cell that calls answers: they may stop it
+                todo += "; if it stops there, finish exercise %s first" % ", ".join(
+                    "`%s`" % u for u in uses)
+            made = "is made by %s%s: %s" % (makers[kind] % what, where, todo)
+            made = ("`%s` %s" % (name, made) if via == name
+                    else "`%s` needs `%s`, which %s" % (name, via, made))
+        return textwrap.fill("Hint: %s, then the cells below it down to this one (Run > Run All "
+                             "Above Selected Cell), then run this one again." % made, 78,
+                             break_on_hyphens=False, break_long_words=False)
+
+    def handler(shell, etype, value, tb, tb_offset=None):
+        try:
+            if type(value) is NameError and value is not last[0] and value.name \\
+                    and value.name not in shell.user_ns:
+                last[0] = value
+                hint = explain(value.name, shell.user_ns)
+                if hint:
+                    value.add_note(hint)    # shown under the error; the error is unchanged
+        except Exception:
+            pass
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+
+    get_ipython().set_custom_exc((NameError,), handler)
+'''
+
+
+# --- what a cell defines and needs -------------------------------------------------------------
+
+class _Scan(ast.NodeVisitor):
+    """Top-level names a cell binds (``defines``), names it reads before binding them
+    (``needs``), every name it reads anywhere (``mentions``), and its star imports."""
+
+    def __init__(self):
+        self.defines, self.needs, self.mentions, self.stars = [], [], set(), []
+
+    def _define(self, name):
+        if name not in self.defines:
+            self.defines.append(name)
+
+    def _need(self, name):
+        if name not in self.defines and name not in self.needs:
+            self.needs.append(name)
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Load):
+            self._need(node.id)
+        else:
+            self._define(node.id)
+
+    def visit_Assign(self, node):            # the value runs before the names are bound
+        self.visit(node.value)
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AnnAssign(self, node):
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_AugAssign(self, node):
+        if isinstance(node.target, ast.Name):
+            self._need(node.target.id)
+        self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_NamedExpr(self, node):
+        self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_For(self, node):
+        self.visit(node.iter)
+        self.visit(node.target)
+        for stmt in node.body + node.orelse:
+            self.visit(stmt)
+
+    visit_AsyncFor = visit_For
+
+    def _signature(self, node):
+        for expr in node.decorator_list if hasattr(node, "decorator_list") else ():
+            self.visit(expr)
+        args = node.args
+        for expr in args.defaults + [d for d in args.kw_defaults if d is not None]:
+            self.visit(expr)
+
+    def visit_FunctionDef(self, node):       # the body runs when called, not here
+        self._signature(node)
+        self._define(node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node):
+        self._signature(node)
+
+    def visit_ClassDef(self, node):
+        for expr in node.decorator_list + node.bases + [k.value for k in node.keywords]:
+            self.visit(expr)
+        self._define(node.name)
+
+    def _comprehension(self, node):          # its loop variables are its own
+        inner = _Scan()
+        for generator in node.generators:    # the loops first, then what they produce
+            inner.visit(generator)
+        for part in (getattr(node, f, None) for f in ("elt", "key", "value")):
+            if part is not None:
+                inner.visit(part)
+        for name in inner.needs:
+            self._need(name)
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
+
+    def visit_Import(self, node):
+        for alias in node.names:
+            self._define(alias.asname or alias.name.split(".")[0])
+
+    def visit_ImportFrom(self, node):
+        for alias in node.names:
+            if alias.name == "*":
+                self.stars.append(node.module or "")
+            else:
+                self._define(alias.asname or alias.name)
+
+    def visit_ExceptHandler(self, node):
+        if node.type is not None:
+            self.visit(node.type)
+        if node.name:
+            self._define(node.name)
+        for stmt in node.body:
+            self.visit(stmt)
+
+
+def scan(source: str) -> _Scan:
+    """The names of one code cell (IPython syntax: magics are transformed first). A cell that
+    does not parse defines and needs nothing."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    result = _Scan()
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except (SyntaxError, ValueError):
+        return result
+    for stmt in tree.body:
+        result.visit(stmt)
+    result.mentions = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+                       and isinstance(n.ctx, ast.Load)}
+    return result
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+def _role(cell) -> tuple[str, str]:
+    meta = cell.metadata.get("nbgrader", {})
+    grade_id = meta.get("grade_id") or ""
+    if meta.get("solution"):
+        return "answer", grade_id.removesuffix("-answer")
+    if meta.get("grade"):
+        return "check", grade_id
+    if meta.get("locked"):
+        return "setup", _snippet(cell.source)
+    return "cell", _snippet(cell.source)
+
+
+def _snippet(source: str) -> str:
+    lines = [ln.strip() for ln in source.splitlines()]
+    text = next((ln for ln in lines if ln and not ln.startswith("#")), "…")
+    text = text.replace("`", "'")
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS - 1] + "…"
+
+
+def hint_table(full_nb, public_nb) -> tuple[list[str], list[tuple], list[tuple]]:
+    """(sections, cells, stars) for the hint cell. ``full_nb`` is the source notebook (answers
+    in place: what each answer cell defines), ``public_nb`` the same notebook as released
+    (what each cell needs, and which names students can see at all)."""
+    sections, section_of = [""], []
+    for full in full_nb.cells:
+        if full.cell_type == "markdown":
+            match = SECTION.search(full.source)
+            if match:
+                sections.append(match.group(1).replace('"', "'"))
+        section_of.append(len(sections) - 1)
+    # Names students can see: read or defined by a released code cell, or quoted in its text.
+    # A name only a solution block defines (a helper of the reference answer) stays out.
+    visible = set()
+    for public in public_nb.cells:
+        if public.cell_type == "code":
+            seen = scan(public.source)
+            visible |= seen.mentions | set(seen.defines)
+        else:
+            for span in CODE_SPAN.findall(public.source):
+                visible |= set(IDENTIFIER.findall(span))
+    first, kept = {}, []            # name -> index of the first cell that defines it
+    for index, (full, public) in enumerate(zip(full_nb.cells, public_nb.cells)):
+        if full.cell_type != "code":
+            continue
+        seen_public, seen_full = scan(public.source), scan(full.source)
+        defines = [n for n in seen_full.defines + seen_public.defines   # `_x`: IPython's own
+                   if n in visible and n not in first and not n.startswith("_")]
+        for name in defines:
+            first[name] = index
+        needs = [n for n in seen_public.needs if n in first and first[n] < index]
+        kind, what = _role(full)
+        if defines or seen_public.stars:
+            kept.append((kind, what, section_of[index], list(dict.fromkeys(defines)),
+                         needs, seen_public.stars))
+    used = sorted({0} | {row[2] for row in kept})      # sections a kept cell is in ("" first)
+    cells, stars = [], []
+    for at, (kind, what, section, defines, needs, star_modules) in enumerate(kept):
+        cells.append((kind, what, used.index(section), " ".join(defines), " ".join(needs)))
+        stars += [(at, module) for module in star_modules]
+    return [sections[i] for i in used], cells, stars
+
+
+def hint_cell_source(sections, cells, stars) -> str:
+    rows = "".join(f"        {row!r},\n" for row in cells)
+    titles = "".join(f"        {title!r},\n" for title in sections)
+    return (HEADER + RUNTIME + "\n\n_install_error_hints(\n"
+            f"    sections=[\n{titles}    ],\n"
+            f"    cells=[  # kind, exercise or first line, section, defines, needs\n{rows}    ],\n"
+            f"    stars={stars!r},\n)\ndel _install_error_hints\n")
+
+
+class AddErrorHints(NbGraderPreprocessor):
+    """Insert the hint cell before the first code cell. Runs before ClearSolutions (it reads
+    what answer cells define), and clears solutions and mark schemes on a copy to see what
+    students see."""
+
+    def preprocess(self, nb, resources):
+        nb.cells = [c for c in nb.cells if not c.metadata.get(HINTS_MARK)]
+        public, _ = ClearSolutions(parent=self).preprocess(copy.deepcopy(nb), dict(resources))
+        public, _ = ClearMarkScheme(parent=self).preprocess(public, dict(resources))
+        # A locked nbgrader cell, like the setup cells: graders restore it from the release,
+        # and the technique checks do not count its code as the student's (source_checks).
+        cell = locked_code(HINTS_GRADE_ID, hint_cell_source(*hint_table(nb, public)))
+        cell.id = HINTS_MARK
+        cell.metadata[HINTS_MARK] = True
+        codes = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        nb.cells.insert(codes[0] if codes else len(nb.cells), cell)
+        return nb, resources
