@@ -12,7 +12,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # so nbgrader fi
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
-c.CourseDirectory.course_id = "mnist-basics"
+# Course id and exchange folder: `mnistkit course init` writes them to .mnistkit/course.json
+# (not in git: they are this class's); until then "mnist-basics" and nbgrader's default exchange.
+from mnistkit.course import read_settings  # noqa: E402
+
+_settings = read_settings(c.CourseDirectory.root)
+c.CourseDirectory.course_id = _settings.course_id
+c.Exchange.root = _settings.exchange
 c.CourseDirectory.source_directory = "source"          # default: source
 c.CourseDirectory.release_directory = "release"        # default: release
 c.CourseDirectory.submitted_directory = "submitted"    # default: submitted
@@ -26,21 +32,32 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ExecutePreprocessor.timeout = 180
 c.Execute.timeout = 180
 
-# Release: every generated notebook starts with a banner naming its source and how to rebuild it.
+# Release: every student notebook gets a banner in students' words (its source and how to rebuild
+# it are in that cell's metadata) and a cell that makes NameErrors say which exercise to finish.
 from nbgrader import preprocessors as nbp  # noqa: E402
 
-from mnistkit.release_banner import AddReleaseBanner  # noqa: E402
+from mnistkit.release_banner import AddReleaseBanner, FeedbackBanner  # noqa: E402
+from mnistkit.selfcheck_hints import AddErrorHints  # noqa: E402
 
-# nbgrader 0.9.6's own list (converters/generate_assignment.py), with the banner first.
+# nbgrader 0.9.6's own list (converters/generate_assignment.py), with the banner and the hints
+# first (the hints read what answer cells define, so before ClearSolutions).
 c.GenerateAssignment.preprocessors = [
-    AddReleaseBanner, nbp.IncludeHeaderFooter, nbp.InstantiateTests, nbp.LockCells,
+    AddReleaseBanner, AddErrorHints, nbp.IncludeHeaderFooter, nbp.InstantiateTests, nbp.LockCells,
     nbp.ClearSolutions, nbp.ClearOutput, nbp.CheckCellMetadata, nbp.ComputeChecksums,
     nbp.SaveCells, nbp.ClearHiddenTests, nbp.ClearMarkScheme, nbp.ComputeChecksums,
     nbp.CheckCellMetadata,
 ]
-# Feedback goes to students: strip graders' mark schemes (nbgrader shows them by default).
-c.GenerateFeedback.preprocessors = [nbp.GetGrades, nbp.ClearHiddenTests, nbp.ClearMarkScheme,
-                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+# Feedback goes to students: strip graders' mark schemes (nbgrader shows them by default); the
+# banner says how to read feedback, and the error-hint cell is left out.
+# mnistkit/grading/nbgrader_feedback.py: nbgrader's two clearing steps without their config
+# warning, the bare partial-credit numbers under self-check cells left out (the kit's message
+# stays; scores come from the gradebook), long lines wrapped.
+from mnistkit.grading import nbgrader_feedback as feedback  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [FeedbackBanner, nbp.GetGrades, feedback.ClearHiddenTests,
+                                    feedback.ClearMarkScheme, feedback.ShowScoreMessages,
+                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+                                    feedback.FeedbackStyle]
 # Students' HTML never runs in feedback files or in formgrader (an instructor's logged-in
 # browser): nbgrader's templates render markdown cells without nbconvert's sanitizer, so the
 # markdown filter itself sanitizes (mnistkit/grading/html_safety.py); outputs too.
@@ -52,16 +69,34 @@ c.HTMLExporter.filters = {"markdown2html": "mnistkit.grading.html_safety.Sanitiz
 # with Execute replaced; the grade lands in each self-check cell as partial credit.
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 
-from mnistkit.grading.nbgrader_autograde import ForgetLostGradeIds, GradeWithHiddenTests  # noqa: E402
+from mnistkit.grading.nbgrader_autograde import (ForgetLostGradeIds, GradeWithHiddenTests,  # noqa: E402
+                                                 OverwriteCellsAsReleased,
+                                                 quiet_known_nbgrader_warnings)
 
 # nbgrader 0.9.6's sanitize steps, plus one: a duplicated or renamed graded cell would otherwise
 # fail nbgrader's metadata check and leave the student ungraded (see ForgetLostGradeIds).
+# OverwriteCells is nbgrader's, without its false "checksum has changed" warning for every
+# untouched task cell with a mark scheme (upstream nbgrader#1961; see OverwriteCellsAsReleased).
 c.Autograde.sanitize_preprocessors = [
-    nbp.ClearOutput, nbp.DeduplicateIds, nbp.OverwriteKernelspec, nbp.OverwriteCells,
+    nbp.ClearOutput, nbp.DeduplicateIds, nbp.OverwriteKernelspec, OverwriteCellsAsReleased,
     ForgetLostGradeIds, nbp.CheckCellMetadata,
 ]
+# nbgrader's gradebook, run under SQLAlchemy 2, warns three times per submission that objects
+# "not in session" will not be added (they are, a line later): harmless, silenced by message.
+quiet_known_nbgrader_warnings()
 
 c.Autograde.autograde_preprocessors = [
     GradeWithHiddenTests, nbp.IgnorePattern, ClearMetadataPreprocessor, nbp.LimitOutput,
     nbp.SaveAutoGrades, nbp.AssignLatePenalties, nbp.CheckCellMetadata,
 ]
+
+# Formgrader's Manage Assignments page shows this configuration as JSON (FormgradeExtension.debug,
+# on by default); a class is not JSON,
+# so every preprocessor in the lists above is named by its import path, which nbgrader and
+# nbconvert import the same way. (Classes: "Formgrader config is not serializable" and the
+# lists shown as [, , , ...].)
+for _section in list(c.values()):
+    for _key, _value in list(_section.items()):
+        if isinstance(_value, list):
+            _section[_key] = [f"{v.__module__}.{v.__qualname__}" if isinstance(v, type) else v
+                              for v in _value]

@@ -5,6 +5,7 @@ the toy course with the kit's nbgrader_config.py shows it gives the same scores 
 `mnistkit grade`, partial credit included, and feedback without hidden tests.
 """
 import csv
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +23,9 @@ from .conftest import TIMINGS
 from .fixtures.toy_course import toy_helpers as toy
 
 STUDENTS = ("alice", "bob")   # alice hands in the reference, bob a half-right notebook
+# carol also changed a locked self-check cell (nbgrader restores it and must still say so).
+EDITED_LOCKED = "double_it"
+LOGS: dict[str, str] = {}     # nbgrader command -> what it printed (stdout + stderr)
 
 
 def nbgrader(course, *args):
@@ -33,6 +37,7 @@ def nbgrader(course, *args):
                           capture_output=True, text=True, timeout=900)
     TIMINGS[f"nbgrader {args[0]} (toy course)"] = time.perf_counter() - start
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    LOGS[args[0]] = proc.stdout + proc.stderr
     return proc
 
 
@@ -42,8 +47,12 @@ def graded(tmp_path_factory):
     same submissions graded by `mnistkit grade`'s code."""
     course = toy.make_course(tmp_path_factory.mktemp("nbgrader_course"))
     release = toy.release_notebook(course)
+    carol = toy.with_answers(release, **toy.HALF_RIGHT)
+    for cell in carol.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == EDITED_LOCKED:
+            cell.source = "# carol's own check\n" + cell.source
     notebooks = {"alice": toy.source_notebook(course),
-                 "bob": toy.with_answers(release, **toy.HALF_RIGHT)}
+                 "bob": toy.with_answers(release, **toy.HALF_RIGHT), "carol": carol}
     for student, nb in notebooks.items():
         toy.submit(course / "submitted" / student / toy.ASSIGNMENT, nb)
     nbgrader(course, "autograde", toy.ASSIGNMENT)
@@ -111,6 +120,117 @@ def test_export_lists_every_students_score(graded):
     for student in STUDENTS:
         assert float(rows[student]["raw_score"]) == mnistkit[student].score
         assert float(rows[student]["max_score"]) == sum(toy.POINTS.values()) + 1
+
+
+# --- what nbgrader prints: nothing to alarm an instructor (issue 12) -----------------------
+
+def warnings_by_student(log: str) -> dict[str, list[str]]:
+    """nbgrader's WARNING lines (and Python warnings) of an autograde log, by the student whose
+    submission was being processed."""
+    found, student = {}, None
+    for line in log.splitlines():
+        if m := re.search(r"Creating/updating student with ID '([^']+)'", line):
+            student = m.group(1)
+        elif "| WARNING]" in line or "Warning:" in line:
+            found.setdefault(student, []).append(line)
+    return found
+
+
+@pytest.mark.slow
+def test_autograde_warns_about_changed_locked_cells_only(graded):
+    """Does autograde keep quiet about task cells handed in as released (nbgrader#1961: their
+    mark scheme is in the gradebook's copy, not in the release), and still warn about the
+    locked cell a student did change?"""
+    checksum = {student: [line for line in lines if "Attribute 'checksum'" in line]
+                for student, lines in warnings_by_student(LOGS["autograde"]).items()}
+    assert {s: lines for s, lines in checksum.items() if lines} == {
+        "carol": [line for line in checksum.get("carol", [])
+                  if f"for cell {EDITED_LOCKED} has changed" in line]}
+    assert len(checksum["carol"]) == 1
+
+
+@pytest.mark.slow
+def test_changed_locked_cell_is_restored_and_graded_as_released(graded):
+    """Is carol's changed self-check cell put back from the source before grading, so she gets
+    what bob gets for the same answers?"""
+    course, _ = graded
+    assert gradebook_scores(course, "carol") == gradebook_scores(course, "bob")
+    source = {c.metadata.nbgrader.grade_id: c.source for c in toy.source_notebook(course).cells
+              if c.metadata.get("nbgrader", {}).get("grade_id")}
+    for cell in autograded(course, "carol").cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in (EDITED_LOCKED, "why_fast"):
+            assert cell.source == source[grade_id]
+
+
+@pytest.mark.slow
+def test_autograde_prints_no_sqlalchemy_warnings(graded):
+    """Is autograde free of SQLAlchemy's "not in session" warnings (three per student)?"""
+    assert "SAWarning" not in LOGS["autograde"]
+    assert "not in session" not in LOGS["autograde"]
+
+
+@pytest.mark.slow
+def test_autograde_warns_about_nothing_else(graded):
+    """Apart from carol's changed cell, does autograde print no warning at all?"""
+    found = warnings_by_student(LOGS["autograde"])
+    assert {s: lines for s, lines in found.items() if s != "carol"} == {}
+    assert all(f"for cell {EDITED_LOCKED}" in line for line in found.get("carol", []))
+
+
+@pytest.mark.slow
+def test_generate_feedback_and_export_print_no_warnings(graded):
+    """Do `generate_feedback` and `export` print no warning, in particular no "Config option
+    `display_data_priority` not recognized"?"""
+    assert "display_data_priority" not in LOGS["generate_feedback"]
+    for command in ("generate_feedback", "export"):
+        assert [line for line in LOGS[command].splitlines()
+                if "| WARNING]" in line or "| ERROR]" in line or "Warning:" in line] == []
+
+
+# --- the feedback file: the kit's messages, not bare numbers; long lines wrap -------------
+
+def feedback_html(course, student):
+    return (course / "feedback" / student / toy.ASSIGNMENT / f"{toy.NOTEBOOK}.html").read_text()
+
+
+@pytest.mark.slow
+def test_feedback_shows_messages_not_bare_scores(graded):
+    """Does the feedback show the kit's message under each self-check and no `Out[ ]: 0.0`
+    (the number nbgrader's partial credit reads), with the scores as the gradebook has them?"""
+    course, _ = graded
+    html = feedback_html(course, "bob")
+    assert "output_execute_result" not in html and "Out[" not in html
+    assert "Autograder: 0 / 2 points" in html and "Autograder: 2 / 3 points" in html
+    scores = gradebook_scores(course, "bob")
+    for grade_id in toy.POINTS:
+        assert (f'<li><a href="#{grade_id}">Test cell</a> (Score: {scores[grade_id]:.1f} / '
+                f"{toy.POINTS[grade_id]:.1f})</li>") in html
+
+
+@pytest.mark.slow
+def test_autograded_notebook_keeps_the_number_nbgrader_reads(graded):
+    """Does the autograded notebook still carry each partial-credit number, equal to the
+    gradebook's score (only the feedback leaves it out)?"""
+    course, _ = graded
+    scores = gradebook_scores(course, "bob")
+    for cell in _graded_cells(autograded(course, "bob")):
+        assert [o.output_type for o in cell.outputs] == ["stream", "execute_result"]
+        assert determine_grade(cell)[0] == scores[cell.metadata.nbgrader.grade_id]
+
+
+@pytest.mark.slow
+def test_feedback_wraps_long_lines(graded):
+    """Does the feedback's style wrap long lines in outputs and code instead of cutting them
+    off at the edge of their box (nbconvert's classic style breaks them mid-word, or not)?"""
+    course, _ = graded
+    html = feedback_html(course, "bob")
+    styles = "".join(re.findall(r"<style[^>]*>(.*?)</style>", html, re.S))
+    rules = [body for selector, body in re.findall(r"([^{}]*)\{([^{}]*)\}", styles)
+             if "div.output_area pre" in selector and "white-space" in body]
+    assert rules, "no style sets how output lines break"
+    last = rules[-1]             # the one that applies (the same selector, later)
+    assert "white-space: pre-wrap" in last and "word-break: normal" in last
 
 
 # --- the preprocessor's outputs (no nbgrader run) -----------------------------------------

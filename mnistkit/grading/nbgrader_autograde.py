@@ -23,11 +23,15 @@ code, so the gradebook gets what ``nbgrader autograde`` would have recorded.
 """
 from __future__ import annotations
 
+import copy
 import tempfile
+import warnings
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_output
+from nbgrader import preprocessors as nbp
+from nbgrader.api import MissingEntry
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict, Float, Unicode
@@ -80,6 +84,24 @@ def write_results(nb, report: dict, notes: list[str] = ()) -> None:
         ran = runs.get(code_index)
         if ran and ran["status"] != "ok":
             cell.outputs = [_stdout(f"{HEADER}: when graded, this cell {_cell_line(ran)}\n")]
+
+
+def quiet_known_nbgrader_warnings() -> None:
+    """Silence the SQLAlchemy warning nbgrader 0.9.6 gives three times per submission graded.
+
+    ``Gradebook.add_submission`` builds the submission, its notebooks and their grades before it
+    adds the submission to the session; reading ``assignment.notebooks`` meanwhile autoflushes,
+    and SQLAlchemy 2 (which no longer cascades objects into the session along backrefs) warns
+    "Object of type <SubmittedAssignment> not in session, add operation along
+    'Student.submissions' will not proceed" (and for 'Assignment.submissions',
+    <SubmittedNotebook> along 'Notebook.submissions'). Nothing is lost: the ``db.add`` a line
+    later adds them all, which the gradebook tests check. Only these messages, from
+    nbgrader.api, are silenced."""
+    from sqlalchemy.exc import SAWarning
+    warnings.filterwarnings(
+        "ignore", category=SAWarning, module=r"nbgrader\.api",
+        message=r"Object of type <Submitted(Assignment|Notebook)> not in session, add operation "
+                r"along '\w+\.submissions' will not proceed")
 
 
 class GradeWithHiddenTests(NbGraderPreprocessor):
@@ -149,6 +171,47 @@ class GradeWithHiddenTests(NbGraderPreprocessor):
         self.log.info("mnistkit: graded %s/%s in %.1f s", assignment, notebook,
                       report.get("seconds", 0.0))
         return nb, resources
+
+
+class OverwriteCellsAsReleased(nbp.OverwriteCells):
+    """nbgrader's OverwriteCells, without its false alarm on locked cells handed in as released.
+
+    nbgrader records a locked cell's source and checksum in the gradebook *before* it clears
+    mark schemes and hidden tests from the release (GenerateAssignment's ComputeChecksums and
+    SaveCells run before ClearHiddenTests and ClearMarkScheme; upstream nbgrader#1961). Every
+    untouched task cell with a mark scheme (five in a1) therefore differs from the gradebook's,
+    and OverwriteCells warns "Attribute 'checksum' for cell ... has changed!" for every student,
+    then puts the gradebook's source back. This step first recognises a cell that is exactly
+    what the release made of the gradebook's source (the same two nbgrader steps applied to it)
+    and puts the gradebook's source back itself, silently: the autograded notebook is the same
+    as before, and a locked cell the student really changed still gets nbgrader's warning."""
+
+    def preprocess(self, nb, resources):
+        self._release_steps = [nbp.ClearHiddenTests(parent=self), nbp.ClearMarkScheme(parent=self)]
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id:
+            try:
+                recorded = self.gradebook.find_source_cell(grade_id, self.notebook_id,
+                                                           self.assignment_id)
+            except MissingEntry:
+                recorded = None     # nbgrader's own step says so and drops the grade id
+            if recorded is not None and recorded.locked and cell.source != recorded.source \
+                    and cell.source == self._as_released(cell, recorded.source):
+                cell.source = recorded.source
+        return super().preprocess_cell(cell, resources, cell_index)
+
+    def _as_released(self, cell, source: str) -> str | None:
+        released = copy.deepcopy(cell)
+        released.source = source
+        try:
+            for step in self._release_steps:
+                released, _ = step.preprocess_cell(released, {}, 0)
+        except RuntimeError:        # a region nbgrader itself would refuse: not as released
+            return None
+        return released.source
 
 
 class ForgetLostGradeIds(NbGraderPreprocessor):
