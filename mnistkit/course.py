@@ -12,8 +12,9 @@ gradebook, and ``autograde`` knows no such assignment. ``init`` does what a cour
   the permissions nbgrader wants (everyone reads and writes; nbgrader's own per-course folders
   inside restrict who sees what);
 - the students' side is written to ``.mnistkit/student-jupyter/``, a Jupyter configuration
-  folder for students' accounts or image: the same course id and exchange, and Formgrader,
-  Create Assignment and the course list hidden (instructor tools).
+  folder for students' accounts or image: the same course id and exchange, Validate's time
+  per cell, and Formgrader, Create Assignment and the course list hidden (instructor tools),
+  with JupyterLab's news prompt.
 
 Running it again is safe: settings not given are kept, the gradebook is brought up to date.
 """
@@ -32,9 +33,15 @@ DEFAULT_EXCHANGE = "/srv/nbgrader/exchange"     # nbgrader's own default for Exc
 SETTINGS = Path(".mnistkit") / "course.json"
 STUDENT_CONFIG = Path(".mnistkit") / "student-jupyter"
 
-# Instructor tools in nbgrader's JupyterLab and server extensions (nbgrader 0.9.6's ids).
+# Instructor tools in nbgrader's JupyterLab and server extensions (nbgrader 0.9.6's ids), and
+# JupyterLab's news prompt (it asks every new student to opt in to news from the internet, which
+# a course server without network cannot fetch anyway).
 INSTRUCTOR_LAB_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
                           "@jupyter/nbgrader:course-list")
+HIDDEN_FROM_STUDENTS = INSTRUCTOR_LAB_PLUGINS + ("@jupyterlab/apputils-extension:announcements",)
+# Validate runs the whole notebook; importing fastai alone can take 10-20 s on a busy hub, and
+# nbgrader's default is 30 s per cell (the course's nbgrader_config.py has the same 180 s).
+VALIDATE_CELL_SECONDS = 180
 INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
                                 "nbgrader.server_extensions.course_list")
 
@@ -117,9 +124,10 @@ def write_student_config(course_dir: Path, settings: CourseSettings) -> Path:
         "# Written by `mnistkit course init`: the course students fetch from and submit to.\n"
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.course_id = {settings.course_id!r}\n"
-        f"c.Exchange.root = {settings.exchange!r}\n")
+        f"c.Exchange.root = {settings.exchange!r}\n"
+        f"c.Execute.timeout = {VALIDATE_CELL_SECONDS}   # Validate, per cell (nbgrader's: 30 s)\n")
     (folder / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {name: True for name in INSTRUCTOR_LAB_PLUGINS}}, indent=2) + "\n")
+        {"disabledExtensions": {name: True for name in HIDDEN_FROM_STUDENTS}}, indent=2) + "\n")
     (folder / "jupyter_server_config.json").write_text(json.dumps(
         {"ServerApp": {"jpserver_extensions": {name: False
                                                for name in INSTRUCTOR_SERVER_EXTENSIONS}}},

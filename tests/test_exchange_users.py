@@ -7,8 +7,8 @@ Each student fetches it with the configuration `course init` wrote for students,
 (one with the reference answers, one half of them, one nothing), validates, submits. The
 instructor collects, autogrades with `nbgrader autograde` and with the kit's class path
 (`mnistkit grade-class`), generates and releases feedback, exports. Each student fetches
-feedback and gets their own only; no student can read another's submission or feedback
-through the exchange; the scores agree with `mnistkit grade`'s. The instructor is not root:
+feedback and gets their own only; no student can list or find another's submission or
+feedback in the exchange, nor read the instructor's course; the scores agree with `mnistkit grade`'s. The instructor is not root:
 the grading runs unprivileged, as in an instructor's JupyterHub server.
 
 Skipped (with the reason) where accounts cannot be created: not root, or no useradd/setpriv.
@@ -179,16 +179,16 @@ def test_each_student_fetches_their_own_feedback_only(a_class):
 
 
 def test_no_student_reads_another_s_submission_or_feedback_through_the_exchange(a_class):
-    """As bob: can he list the exchange's inbound or feedback folders (feedback files are
-    named by a hash of the submission nbgrader keeps: unlisted, they cannot be found), open
-    ada's submission by its path, read her home, or the instructor's course (solutions/)?"""
+    """As bob: can he list the exchange's inbound or feedback folders, read ada's home, or the
+    instructor's course (solutions/, autograder/)? nbgrader's own model for the exchange:
+    submissions and feedback are files the instructor (another account) must read, so they are
+    world-readable, inside folders nobody but their owner can list, under names nobody can
+    derive (a random suffix; feedback: a hash of the submission). So is ada's submission's
+    name unguessable?"""
     people, exchange, course = a_class["people"], a_class["exchange"], a_class["course"]
     bob, ada = people["bob"], people["ada"]
     inbound = exchange / "mnist-basics" / "inbound"
     feedback = exchange / "mnist-basics" / "feedback"
-    adas = [p for p in inbound.iterdir() if p.name.startswith(ada.name + "+")]
-    assert adas, "ada's submission is in the inbound folder"
-    ada_notebook = next(adas[0].glob("*.ipynb"))
     probe = ("import os, sys\n"
              "for path in sys.argv[1:]:\n"
              "    try:\n"
@@ -196,13 +196,16 @@ def test_no_student_reads_another_s_submission_or_feedback_through_the_exchange(
              "        print('READ', path)\n"
              "    except OSError as exc:\n"
              "        print('DENIED', path, exc.errno)\n")
-    feedback_files = list(feedback.iterdir())
-    assert feedback_files
-    targets = [inbound, feedback, ada_notebook, course / "solutions", course / "autograder",
-               ada.home / ASSIGNMENT]
+    targets = [inbound, feedback, course / "solutions", course / "autograder",
+               course / "gradebook.db", ada.home / ASSIGNMENT]
     out = bob.run(["python", "-c", probe, *targets]).stdout
     for target in targets:
         assert f"DENIED {target}" in out, out
+    # what bob would have to guess: ada's folder is user+assignment+timestamp+random
+    adas = [p.name for p in inbound.iterdir() if p.name.startswith(ada.name + "+")]
+    assert len(adas) == 1
+    assert re.fullmatch(rf"{re.escape(ada.name)}\+{ASSIGNMENT}\+[^+]+\+[A-Za-z0-9_-]{{12,}}", adas[0])
+    assert len(list(feedback.iterdir())) == len(STUDENTS)
     # the outbound release is readable by every student (that is how they fetch it)
     out = bob.run(["python", "-c", probe, exchange / "mnist-basics" / "outbound"]).stdout
     assert "READ" in out

@@ -12,14 +12,12 @@ nbgrader_config.py; formgrader is served by `jupyter lab` on 127.0.0.1, stopped 
 Skipped only when chromium (installed by scripts/install-system-packages.sh) or Playwright
 (requirements.lock) is missing.
 """
-import os
-import shutil
-import socket
+import json
+import re
 import subprocess
 import sys
-import time
 import urllib.request
-from pathlib import Path
+from html.parser import HTMLParser
 
 import nbformat
 import pytest
@@ -27,11 +25,9 @@ import pytest
 from mnistkit.build import nbgrader_env
 from mnistkit.grading import run
 
+from .fixtures import jupyter_server as js
 from .fixtures.toy_course import toy_helpers as toy
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 STUDENT = "mallory"
 TOKEN = "mnistkit-browser-test"
 # Runs if the page lets student HTML through: a flag the test reads, in three ways.
@@ -42,27 +38,10 @@ PAYLOAD = ("My answer.\n\n<script>window.__pwned = 'script';</script>\n\n"
 pytestmark = [pytest.mark.slow]
 
 
-def _playwright():
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"no chromium at {CHROMIUM} (scripts/install-system-packages.sh installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (requirements.lock has it)")
-    return sync_playwright
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    sync_playwright = _playwright()
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            yield context
-        finally:
-            context.close()
+    with js.chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 def pwned(context, url: str):
@@ -122,43 +101,17 @@ def test_student_html_does_not_run_in_feedback(browser, course):
     assert "STUDENT-TEXT-MARKER" in content and "Autograder:" in content
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(str):
+    """The server's base URL, with its log file as ``.log``."""
 
 
 @pytest.fixture(scope="module")
 def formgrader(course, tmp_path_factory):
     """`jupyter lab` serving the course (formgrader is its server extension), on loopback."""
-    port = _free_port()
     env = nbgrader_env()
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("jupyter-runtime"))
-    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
-    proc = subprocess.Popen(
-        [jupyter, "lab", "--allow-root", "--no-browser", f"--ServerApp.token={TOKEN}",
-         "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-         f"--ServerApp.root_dir={course}"],
-        cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("jupyter lab did not start: " + proc.stderr.read()[-2000:])
-                time.sleep(0.5)
+    with js.jupyter_lab(course, env, TOKEN) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_student_html_does_not_run_in_formgrader(browser, course, formgrader):
@@ -170,3 +123,73 @@ def test_student_html_does_not_run_in_formgrader(browser, course, formgrader):
     flag, content = pwned(browser, f"{formgrader}/formgrader/submissions/{submission}/?token={TOKEN}")
     assert "STUDENT-TEXT-MARKER" in content      # the real page, not a login or error page
     assert flag is None
+
+
+class _PanelText(HTMLParser):
+    """The text a browser shows of formgrader's configuration panel (tags dropped)."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.text = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if self.depth or (tag == "pre" and "panel-body" in (dict(attrs).get("class") or "")):
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if self.depth and tag == "pre":
+            self.depth = 0
+
+    def handle_data(self, data):
+        if self.depth:
+            self.text.append(data)
+
+
+def test_course_configuration_is_json(course):
+    """Is the course's nbgrader configuration plain JSON, as formgrader's configuration panel
+    needs (it showed "Formgrader config is not serializable" and the preprocessor lists as
+    `[, , , ...]` while they held classes)?"""
+    from traitlets.config.loader import PyFileConfigLoader
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    assert json.loads(json.dumps(config))["Autograde"]["autograde_preprocessors"][0] == \
+        "mnistkit.grading.nbgrader_autograde.GradeWithHiddenTests"
+
+
+def test_formgrader_shows_the_course_configuration(formgrader):
+    """Does formgrader's configuration panel show the kit's preprocessors by name? Its log line
+    "Formgrader config is not serializable" now comes from jupyter_server's own setting only:
+    ``ServerApp.jpserver_extensions`` is a traitlets LazyConfigValue in any JupyterLab with
+    server extensions (nbgrader 0.9.6 json.dumps the whole configuration, then falls back to
+    Python's repr of it: nbgrader#1919); nothing of the course's is in the way."""
+    page = urllib.request.urlopen(f"{formgrader}/formgrader/manage_assignments?token={TOKEN}",
+                                  timeout=60).read().decode()
+    reader = _PanelText()
+    reader.feed(page)
+    shown = "".join(reader.text)
+    for name in ("mnistkit.grading.nbgrader_autograde.GradeWithHiddenTests",
+                 "mnistkit.grading.nbgrader_autograde.OverwriteCellsAsReleased",
+                 "mnistkit.grading.nbgrader_feedback.ShowScoreMessages",
+                 "mnistkit.release_banner.AddReleaseBanner",
+                 "nbgrader.preprocessors.savecells.SaveCells"):
+        assert name in shown, name
+    raw = page.split('<pre class="panel-body">', 1)[1].split("</pre>", 1)[0]
+    assert "<class " not in raw
+    lazy = re.findall(r"'(\w+)': <LazyConfigValue", raw)
+    assert set(lazy) <= {"jpserver_extensions"} and raw.count("<") == len(lazy)
+
+
+def test_feedback_lines_wrap_in_their_box(browser, course):
+    """In a narrow window, does every line of the feedback stay inside its box (wrapped), so
+    nothing a student should read is cut off at the edge?"""
+    feedback = course / "feedback" / STUDENT / toy.ASSIGNMENT / f"{toy.NOTEBOOK}.html"
+    page = browser.new_page()
+    page.set_viewport_size({"width": 480, "height": 900})
+    try:
+        page.goto(feedback.as_uri(), wait_until="load", timeout=30_000)
+        boxes = page.evaluate("""() => [...document.querySelectorAll(
+            'div.output_area pre, div.input_area pre')].map(
+            e => [e.scrollWidth, e.clientWidth, e.textContent.slice(0, 60)])""")
+    finally:
+        page.close()
+    assert any("Autograder:" in text for _, _, text in boxes)
+    assert [b for b in boxes if b[0] > b[1] + 1] == []
