@@ -1,14 +1,21 @@
-"""nbgrader preprocessor: a release cell that makes a NameError say which exercise to finish first.
+"""nbgrader preprocessor: a release cell that makes errors say which exercise to finish first.
 
 A student who leaves `stack_images` blank sees its self-check fail, and then every later cell
 that uses what that exercise makes fails too, with ``NameError: name 'a_3' is not defined`` and
 no word about the cause. The release therefore gets one more cell just before the notebook's
-first code cell, which installs an IPython handler for NameError (``set_custom_exc``). When a
-cell stops on a name the notebook defines, the handler adds a note to the error, e.g.::
+first code cell, which installs an IPython handler for NameError and NotImplementedError
+(``set_custom_exc``). The cause is said in full once, at its first error (in nbgrader's Validate
+list, the first failing cell); the later errors it causes name it in a line or two::
 
+    NotImplementedError:
+    Hint: `stack_images` is not written yet: its answer cell (section "2. A first
+    idea: pixel similarity") still raises NotImplementedError. Write your code
+    there in place of `raise NotImplementedError()`, run it, then run this cell
+    again.
+    ...
     NameError: name 'a_3' is not defined
-    Hint: `a_3` needs `stacked_threes`, which is made by the cells of exercise `stack_images`
-    (section "2. A first idea: pixel similarity"): finish that exercise and run its cells ...
+    Hint: `a_3` needs `stacked_threes`, which is made by the cells of exercise
+    `stack_images`: finish that exercise first.
 
 Why this design (and not another):
 - *At build time, from the notebook's syntax* (``ast``, after IPython's own transformation of
@@ -26,6 +33,15 @@ Why this design (and not another):
   that setup cell (it has not run while none of the other names it defines exist). Other
   unknown names (a typo) get no hint: a wrong hint is worse than none.
   A student who skips the hint cell gets plain errors, nothing worse.
+- *A blank answer is read from the traceback*: a bare ``NotImplementedError`` (the stub's; a
+  library's carries a message) raised in a function of the notebook's own code (its frame's
+  globals are the kernel's namespace) whose name an answer cell defines names that exercise;
+  raised in a notebook helper, the nearest answer function around it does. When the raising
+  frame is not notebook code, its function's name alone decides; raised anywhere else (a
+  library, a cell's own ``raise``), there is no hint. A plain cell that stopped this way makes
+  its names' NameErrors count as that exercise's, while the same blank function is bound.
+- *Repeats are short*: a cause (an exercise, or one cell) is explained in full the first time
+  in a kernel, and from then on in one or two lines that still name it.
 - *The error stays the same error*: the hint is a PEP 678 note on the exception (Python
   3.11+), and the handler then calls IPython's own ``showtraceback``: the same ``error``
   output (ename, evalue unchanged), the cell's status is still an error, ``%debug`` works.
@@ -63,21 +79,31 @@ SNIPPET_CHARS = 40
 
 HEADER = """\
 # Error hints: run this cell like the others (it is part of the assignment; nothing to change).
-# When a later cell stops with "NameError: name '...' is not defined", the error then ends with
-# a hint saying which earlier exercise or cell makes that name. The error stays an error.
+# When a later cell stops with "NameError: name '...' is not defined", or with NotImplementedError
+# from an exercise not written yet, the error ends with a hint saying which exercise or cell to
+# finish first. The error stays an error.
 """
 
 RUNTIME = '''\
 def _install_error_hints(sections, cells, stars):
     import textwrap
-    made_by, last = {}, [None]
+    made_by, answers, told, blank, last = {}, {}, set(), {}, [None]
     for at, cell in enumerate(cells):
         for name in cell[3].split():
             made_by.setdefault(name, at)
+            if cell[0] == "answer":
+                answers.setdefault(name, at)
     makers = {"answer": "your answer to exercise `%s`", "check": "the cells of exercise `%s`",
               "setup": "the setup cell `%s`", "cell": "the cell `%s`"}
     todos = {"answer": "write that answer and run its cell",
              "check": "finish that exercise and run its cells"}
+    shorts = {"answer": "write that answer first", "check": "finish that exercise first"}
+    after = (", then the cells below it down to this one (Run > Run All Above Selected Cell), "
+             "then run this one again.")
+
+    def where(at):
+        section = cells[at][2]
+        return ' (section "%s")' % sections[section] if section else " (near the top)"
 
     def explain(name, ns):
         at, via, seen = made_by.get(name), name, {name}
@@ -88,46 +114,83 @@ def _install_error_hints(sections, cells, stars):
                 break
             seen.add(dep)
             at, via = made_by[dep], dep
-        star = None
         for star_at, module in stars:   # a star import that has not run explains the rest
-            made = cells[star_at][3].split()
-            if made and not any(n in ns for n in made) and (at is None or star_at < at):
-                at, star = star_at, module
-                break
+            names = cells[star_at][3].split()
+            if names and not any(n in ns for n in names) and (at is None or star_at < at):
+                head = "`%s` %s the setup cell with `from %s import *`" % (
+                    name, "needs" if name in made_by else "comes from", module)
+                return (("cell", star_at), head + where(star_at) + ", which has not run: run it"
+                        + after, head + ", which has not run: run it first.")
         if at is None:
             return None
-        kind, what, section = cells[at][:3]
-        where = ' (section "%s")' % sections[section] if section else " (near the top)"
-        if star:
-            made = "`%s` %s the setup cell with `from %s import *`%s, which has not run: run it" % (
-                name, "needs" if name in made_by else "comes from", star, where)
-        else:
-            todo = todos.get(kind, "run it")
-            needs = [cells[made_by[d]] for d in cells[at][4].split() if d in made_by]
-            uses = sorted({cell[1] for cell in needs if cell[0] == "answer"})
-            if kind not in todos and uses:  # a plain cell that calls answers: they may stop it
-                todo += "; if it stops there, finish exercise %s first" % ", ".join(
-                    "`%s`" % u for u in uses)
-            made = "is made by %s%s: %s" % (makers[kind] % what, where, todo)
-            made = ("`%s` %s" % (name, made) if via == name
-                    else "`%s` needs `%s`, which %s" % (name, via, made))
-        return textwrap.fill("Hint: %s, then the cells below it down to this one (Run > Run All "
-                             "Above Selected Cell), then run this one again." % made, 78,
-                             break_on_hyphens=False, break_long_words=False)
+        kind, what = cells[at][:2]
+        made = ("`%s` is made by " % name if via == name
+                else "`%s` needs `%s`, which is made by " % (name, via))
+        head = made + makers[kind] % what
+        if kind in todos:
+            return ("exercise", what), head + where(at) + ": " + todos[kind] + after, \\
+                head + ": " + shorts[kind] + "."
+        needs = [cells[made_by[d]] for d in cells[at][4].split() if d in made_by]
+        uses = sorted({cell[1] for cell in needs if cell[0] == "answer"})
+        todo = "run it"
+        if uses:                    # a plain cell that calls answers: they may stop it
+            todo += "; if it stops there, finish exercise %s first" % ", ".join(
+                "`%s`" % u for u in uses)
+        stuck = [u for u in uses if u in blank and ns.get(blank[u][0]) is blank[u][1]]
+        if stuck:                   # it stopped on an answer still blank: that is the cause
+            return ("exercise", stuck[0]), head + where(at) + ": " + todo + after, \\
+                made + "a cell that cannot run until exercise `%s` is written." % stuck[0]
+        return ("cell", at), head + where(at) + ": " + todo + after, head + ": run it first."
+
+    def unwritten(value, tb, user, ns):
+        if str(value):              # the blank answer raises it bare; a library's says why
+            return None
+        frames = []
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        if not frames:
+            return None
+        pick = frames[-1]           # where it was raised: an answer's function, or ...
+        if pick.f_code.co_name not in answers:
+            if pick.f_globals is not user:      # ... raised outside the notebook: no hint
+                return None
+            pick = next((f for f in reversed(frames) if f.f_globals is user
+                         and f.f_code.co_name in answers), None)   # ... a helper of one
+            if pick is None:
+                return None
+        function = pick.f_code.co_name
+        at = answers[function]
+        what = cells[at][1]
+        if function in ns:          # still blank while the same function is bound there
+            blank[what] = (function, ns[function])
+        head = "`%s` is not written yet: its answer cell" % function
+        if function != what:
+            head = "`%s` (exercise `%s`) is not written yet: its answer cell" % (function, what)
+        return (("exercise", what), head + where(at) + " still raises NotImplementedError. "
+                "Write your code there in place of `raise NotImplementedError()`, run it, then "
+                "run this cell again.", head + " still raises NotImplementedError.")
 
     def handler(shell, etype, value, tb, tb_offset=None):
         try:
-            if type(value) is NameError and value is not last[0] and value.name \\
-                    and value.name not in shell.user_ns:
+            found = None
+            if value is not last[0]:
                 last[0] = value
-                hint = explain(value.name, shell.user_ns)
-                if hint:
-                    value.add_note(hint)    # shown under the error; the error is unchanged
+                if type(value) is NameError and value.name and value.name not in shell.user_ns:
+                    found = explain(value.name, shell.user_ns)
+                elif type(value) is NotImplementedError:
+                    found = unwritten(value, tb, shell.user_global_ns, shell.user_ns)
+            if found:
+                cause, full, short = found
+                text = short if cause in told else full   # once in full, then one line or two
+                told.add(cause)
+                value.add_note(textwrap.fill("Hint: " + text, 78, break_on_hyphens=False,
+                                             break_long_words=False))   # the error is unchanged
         except Exception:
             pass
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
 
-    get_ipython().set_custom_exc((NameError,), handler)
+    get_ipython().set_custom_exc((NameError, NotImplementedError), handler)
 '''
 
 

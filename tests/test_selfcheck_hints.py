@@ -22,9 +22,10 @@ from mnistkit.selfcheck_hints import HINTS_MARK, AddErrorHints, scan
 A1 = "a1_pixel_similarity"
 
 
-def toy_source():
+def toy_source(extra=()):
     """An instructor notebook: exercise make_list makes `numbers`, a cell after it makes
-    `total` from them, exercise twice uses `total`, a cell after it calls `twice`."""
+    `total` from them, exercise twice uses `total`, a cell after it calls `twice`; then the
+    plain cells ``extra`` (sources)."""
     nb = new_notebook(cells=[
         cells.markdown("# A toy notebook"),
         cells.locked_code("setup", "import math\nfrom math import *"),
@@ -41,14 +42,15 @@ def toy_source():
         new_code_cell("print(doubled)"),
         new_code_cell("root = sqrt(total)"),
         new_code_cell("print(totl)"),
+        *[new_code_cell(source) for source in extra],
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
 
-def toy_release():
+def toy_release(extra=()):
     """The toy notebook as students get it: hint cell added, solutions cleared, checksums."""
-    nb, _ = AddErrorHints().preprocess(toy_source(), {})
+    nb, _ = AddErrorHints().preprocess(toy_source(extra), {})
     nb, _ = ClearSolutions().preprocess(nb, {})
     nb, _ = ComputeChecksums().preprocess(nb, {})
     return nb
@@ -71,6 +73,21 @@ def error_of(cell):
     errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
     assert len(errors) == 1, f"expected one error in {cell.source[:40]!r}, got {cell.outputs}"
     return errors[0], plain("\n".join(errors[0].traceback))
+
+
+def hint_of(error):
+    """The hint under an error output, line by line as shown (without terminal colours); []
+    when there is none. The hint is a note, printed last."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback)).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Hint: ")]
+    return [line.rstrip() for line in lines[starts[-1]:]] if starts else []
+
+
+def assert_short(error):
+    """A hint that repeats a cause already explained: one or two lines of 78 columns at most."""
+    lines = hint_of(error)
+    assert 1 <= len(lines) <= 2 and max(map(len, lines)) <= 78, lines
+    assert "Run All Above" not in " ".join(lines), lines
 
 
 def plain(text):
@@ -105,18 +122,37 @@ def test_names_a_cell_defines_and_needs_come_from_its_syntax():
 
 
 def test_blank_exercise_names_the_exercise_in_later_errors():
-    """Left blank, does an exercise's cascade of NameErrors say to finish that exercise?"""
+    """Left blank, does an exercise's self-check say the answer is not written yet, and does
+    each NameError it causes name that exercise in a line or two?"""
     nb = execute(answered(toy_release(), twice=TWICE))
+    # The exercise's own self-check stops inside the blank answer: the cause, said in full.
+    error, text = error_of(by_source(nb, "numbers = make_list(3)"))
+    assert (error.ename, error.evalue) == ("NotImplementedError", "")
+    assert ("Hint: `make_list` is not written yet: its answer cell (section \"1. Making things\") "
+            "still raises NotImplementedError. Write your code there in place of `raise "
+            "NotImplementedError()`, run it, then run this cell again.") in text
+    # The NameErrors that follow come from the same cause: each names it, briefly.
     error, text = error_of(by_source(nb, "total = sum(numbers)"))
     assert (error.ename, error.evalue) == ("NameError", "name 'numbers' is not defined")
-    assert "Hint: `numbers` is made by the cells of exercise `make_list`" in text
-    assert 'section "1. Making things"' in text
+    assert ("Hint: `numbers` is made by the cells of exercise `make_list`: finish that exercise "
+            "first.") in text
+    assert_short(error)
     error, text = error_of(by_source(nb, "assert twice(total)"))
     assert (error.ename, error.evalue) == ("NameError", "name 'total' is not defined")
     assert "`total` needs `numbers`, which is made by the cells of exercise `make_list`" in text
-    # The exercise's own self-check fails with the stub's error, which needs no hint.
-    error, text = error_of(by_source(nb, "numbers = make_list(3)"))
-    assert error.ename == "NotImplementedError" and "Hint:" not in text
+    assert_short(error)
+
+
+def test_first_name_error_of_a_cause_gets_the_full_hint():
+    """When a NameError is the first error of its cause, does its hint say where the exercise
+    is and what to run after it?"""
+    nb = execute(answered(toy_release(), twice=TWICE), skip=["numbers = make_list(3)"])
+    error, text = error_of(by_source(nb, "total = sum(numbers)"))
+    assert ("Hint: `numbers` is made by the cells of exercise `make_list` (section \"1. Making "
+            "things\"): finish that exercise and run its cells, then the cells below it down to "
+            "this one (Run > Run All Above Selected Cell), then run this one again.") in text
+    assert max(map(len, hint_of(error))) <= 78
+    assert_short(error_of(by_source(nb, "assert twice(total)"))[0])
 
 
 def test_skipped_cell_after_a_finished_exercise_is_the_one_named():
@@ -136,13 +172,58 @@ def test_answer_cell_not_run_names_the_answer():
 
 
 def test_cell_that_calls_a_blank_answer_names_that_exercise():
-    """A plain cell that stopped inside a blank answer: does the hint name the cell and say
-    which exercise to finish if it stops again?"""
-    nb = execute(answered(toy_release(), make_list=MAKE_LIST))
-    assert error_of(by_source(nb, "doubled = twice(3)"))[0].ename == "NotImplementedError"
+    """A plain cell not run, which calls an answer: does the hint name the cell and say which
+    exercise to finish if it stops there?"""
+    nb = execute(answered(toy_release(), make_list=MAKE_LIST, twice=TWICE),
+                 skip=["doubled = twice(3)"])
     _, text = error_of(by_source(nb, "print(doubled)"))
     assert ("`doubled` is made by the cell `doubled = twice(3)` (section \"2. Using them\"): run "
             "it; if it stops there, finish exercise `twice` first") in text
+
+
+def test_cell_stopped_by_a_blank_answer_counts_as_that_cause():
+    """A plain cell that stopped inside a blank answer: does it say so, does the NameError it
+    causes name that exercise briefly, and only while that answer is still blank?"""
+    extra = ["def twice(x):\n    return 2 * x", "print(doubled)"]      # fixed, not re-run
+    nb = execute(answered(toy_release(extra), make_list=MAKE_LIST))
+    error, text = error_of(by_source(nb, "assert twice(total)"))
+    assert error.ename == "NotImplementedError" and "`twice` is not written yet" in text
+    error, text = error_of(by_source(nb, "doubled = twice(3)"))
+    assert (error.ename, error.evalue) == ("NotImplementedError", "")
+    assert "Hint: `twice` is not written yet: its answer cell still raises NotImplementedError." \
+        in text
+    assert_short(error)
+    error, text = error_of(by_source(nb, "print(doubled)"))
+    assert ("Hint: `doubled` is made by a cell that cannot run until exercise `twice` is "
+            "written.") in text
+    assert_short(error)
+    _, text = error_of(nb.cells[-1])      # `twice` now written: run the cell, it will not stop
+    assert "`doubled` is made by the cell `doubled = twice(3)`" in text
+    assert "cannot run until" not in text and "run it" in text
+
+
+def test_not_implemented_elsewhere_gets_no_hint():
+    """A NotImplementedError that is not a blank answer's (a library's, a message of the
+    student's own, a helper outside any answer, a cell's own raise): no (wrong) hint?"""
+    library = "import codecs\n\ndef twice(x):\n    return codecs.Codec().encode(x)\n"
+    extra = ["raise NotImplementedError()",
+             "def helper():\n    raise NotImplementedError()\n\nhelper()",
+             "def make_list(n):\n    raise NotImplementedError('ask me later')\n\nmake_list(2)"]
+    nb = execute(answered(toy_release(extra), make_list=MAKE_LIST, twice=library))
+    for cell in [by_source(nb, "assert twice(total)"), *nb.cells[-3:]]:
+        error, text = error_of(cell)
+        assert error.ename == "NotImplementedError" and "Hint:" not in text, cell.source
+
+
+def test_blank_answer_seen_by_its_name_outside_notebook_code():
+    """When the raising frame is not the notebook's own code (a function made by `exec` with
+    other globals), is the blank answer still found by its function's name?"""
+    extra = ["space = {}\nexec('def make_list(n):\\n    raise NotImplementedError()', space)\n"
+             "space['make_list'](2)"]
+    nb = execute(answered(toy_release(extra), make_list=MAKE_LIST, twice=TWICE))
+    error, text = error_of(nb.cells[-1])
+    assert (error.ename, error.evalue) == ("NotImplementedError", "")
+    assert "Hint: `make_list` is not written yet" in text
 
 
 def test_star_import_not_run_names_the_setup_cell():
@@ -194,20 +275,38 @@ def test_hint_cell_costs_no_technique_point():
         assert source_checks._cell_evasions(path, exercise) == [], exercise
 
 
+def grade_cell(nb, grade_id):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
 @pytest.mark.slow
 def test_a1_with_stack_images_blank_says_to_finish_it(tmp_path, mnist_data_dir):
-    """Assignment 1, `stack_images` left blank: does the l1_distance self-check's NameError
-    (`a_3`) name `stack_images`, and does the reference run with no error and no hint output?"""
+    """Assignment 1, `stack_images` left blank: does its self-check's NotImplementedError say
+    that `stack_images` is not written, does every later cell Validate lists name that one
+    cause in a line or two, and does the reference run with no error and no hint output?"""
+    from nbgrader.validator import Validator
     answers = examples.reference_answers(A1)
     blank = examples.with_answers(A1, {k: v for k, v in answers.items() if k != "stack_images"},
                                   tmp_path / "blank")
     nb = nbformat.read(next(blank.glob("*.ipynb")), as_version=4)
     NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(blank)}}).execute()
-    check = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "l1_distance")
-    error, text = error_of(check)
+    error, text = error_of(grade_cell(nb, "stack_images"))
+    assert (error.ename, error.evalue) == ("NotImplementedError", "")
+    assert ('Hint: `stack_images` is not written yet: its answer cell (section "2. A first idea: '
+            'pixel similarity") still raises NotImplementedError. Write your code there in place '
+            'of `raise NotImplementedError()`, run it, then run this cell again.') in text
+    error, text = error_of(grade_cell(nb, "l1_distance"))
     assert (error.ename, error.evalue) == ("NameError", "name 'a_3' is not defined")
-    assert "`a_3` needs `stacked_threes`, which is made by the cells of exercise `stack_images`" in text
+    assert ("Hint: `a_3` needs `stacked_threes`, which is made by the cells of exercise "
+            "`stack_images`: finish that exercise first.") in text
+    # Validate's dialog: nbgrader's own choice of failing cells and its text for each.
+    validator = Validator()
+    failed = validator._get_failed_cells(nb)
+    assert failed[0] is grade_cell(nb, "stack_images") and len(failed) > 1, failed
+    for cell in failed[1:]:
+        assert "exercise `stack_images`" in plain(validator._extract_error(cell)), cell.source
+        assert_short(error_of(cell)[0])
 
     full = examples.with_answers(A1, answers, tmp_path / "reference")
     nb = nbformat.read(next(full.glob("*.ipynb")), as_version=4)
