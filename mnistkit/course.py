@@ -21,7 +21,6 @@ Running it again is safe: settings not given are kept, the gradebook is brought 
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 import tempfile
@@ -102,16 +101,22 @@ def prepare_exchange(exchange: Path) -> str:
     return f"created {exchange}"
 
 
+def closed_folder(path: Path) -> Path | None:
+    """The first folder above ``path`` that other accounts cannot enter (no ``o+x``), or None."""
+    for folder in reversed(Path(path).resolve().parents):
+        if not folder.stat().st_mode & 0o001:
+            return folder
+    return None
+
+
 def unreachable_for_others(python: str = sys.executable) -> str | None:
     """Why other accounts cannot run ``python`` (a venv's links to its base interpreter), as
     far as folder modes tell; None when they can. pyenv's Python under root's home is the
     usual case: "bad interpreter: Permission denied" for every student."""
-    targets = [Path(python).resolve(), Path(sys.base_prefix).resolve() / "lib"]
-    for target in targets:
-        for folder in reversed(target.parents):
-            mode = stat.S_IMODE(folder.stat().st_mode)
-            if not mode & 0o001:
-                return f"{target} is inside {folder} (mode {mode:o})"
+    for target in (Path(python).resolve(), Path(sys.base_prefix).resolve() / "lib"):
+        folder = closed_folder(target)
+        if folder is not None:
+            return f"{target} is inside {folder} (mode {stat.S_IMODE(folder.stat().st_mode):o})"
     return None
 
 
@@ -176,6 +181,5 @@ def init(course_dir: Path, *, course_id: str | None = None, exchange: str | None
     if unreachable:
         say(f"note: other accounts cannot run this venv's Python ({unreachable}): students "
             "need an environment of their own (docs/jupyterhub.md)")
-    if os.access(settings.exchange, os.W_OK):
-        say("next: nbgrader release_assignment <assignment> (README: Teaching a class with nbgrader)")
+    say("next: nbgrader release_assignment <assignment> (README: Teaching a class with nbgrader)")
     return settings

@@ -4,7 +4,8 @@ Rather than commit filled-in notebooks that drift from the assignments, examples
 - ``reference``: every answer cell as in the instructor notebook (full marks expected);
 - ``untouched``: the student notebook as released (0 on every auto-graded exercise);
 - ``half_right``: the release with every other auto-graded exercise answered correctly.
-``with_answers`` is the general tool (tests use it for mutants: one wrong answer at a time).
+``with_answers`` is the general tool (tests use it for mutants: one wrong answer at a time);
+``fill_folder`` answers notebooks a student already has (fetched through the exchange).
 """
 from __future__ import annotations
 
@@ -37,34 +38,55 @@ def reference_answers(assignment: str) -> dict[str, str]:
     return answers
 
 
+def fill_answers(nb, answers: dict[str, str]) -> set[str]:
+    """Put ``answers`` (exercise id -> source) into ``nb``'s answer cells, in place; returns
+    the exercises it found an answer cell for."""
+    filled = set()
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or ""
+        exercise = grade_id.removesuffix(ANSWER_SUFFIX)
+        if grade_id.endswith(ANSWER_SUFFIX) and exercise in answers:
+            cell.source = answers[exercise]
+            filled.add(exercise)
+    return filled
+
+
+def fill_folder(folder: Path, answers: dict[str, str]) -> None:
+    """Answer the notebooks already in ``folder`` (a student's fetched copy), rewriting each
+    file in place: it keeps its owner and mode."""
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        fill_answers(nb, answers)
+        nbformat.write(nb, str(path))
+
+
 def with_answers(assignment: str, answers: dict[str, str], dest: Path) -> Path:
     """Write the released notebooks into ``dest`` with the given answer cells filled in."""
     dest.mkdir(parents=True, exist_ok=True)
     unused = set(answers)
     for path in sorted((RELEASE / assignment).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or ""
-            exercise = grade_id.removesuffix(ANSWER_SUFFIX)
-            if grade_id.endswith(ANSWER_SUFFIX) and exercise in answers:
-                cell.source = answers[exercise]
-                unused.discard(exercise)
+        unused -= fill_answers(nb, answers)
         nbformat.write(nb, dest / path.name)
     if unused:
         raise KeyError(f"{assignment} has no answer cell for: {', '.join(sorted(unused))}")
     return dest
 
 
-def make(kind: str, assignment: str, dest: Path) -> Path:
+def answers_for(kind: str, assignment: str) -> dict[str, str]:
+    """The answer cells an example of ``kind`` fills in (exercise id -> source)."""
     answers = reference_answers(assignment)
     if kind == "reference":
-        return with_answers(assignment, answers, dest)
+        return answers
     if kind == "untouched":
-        return with_answers(assignment, {}, dest)
+        return {}
     if kind == "half_right":
         auto = [ex.id for ex in catalog.load() if ex.assignment == assignment and ex.kind == "auto"]
-        keep = {ex_id for ex_id in auto[::2]}
+        keep = set(auto[::2])
         # Answer cells that belong to no graded exercise (helpers) stay answered too.
-        return with_answers(assignment, {k: v for k, v in answers.items()
-                                         if k in keep or k not in auto}, dest)
+        return {k: v for k, v in answers.items() if k in keep or k not in auto}
     raise ValueError(f"unknown example kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def make(kind: str, assignment: str, dest: Path) -> Path:
+    return with_answers(assignment, answers_for(kind, assignment), dest)

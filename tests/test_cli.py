@@ -10,8 +10,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mnistkit.build import nbgrader_env
+
 from .conftest import ROOT, run_mnistkit
-from .fixtures.checkout import fresh_clone, venv_env
+from .fixtures.checkout import fresh_clone
 
 VERBS = ["data", "build", "course", "exercises", "grade", "grade-class", "demo", "bench"]
 A1 = "a1_pixel_similarity"
@@ -104,7 +106,7 @@ def test_data_folder_that_cannot_be_written_is_a_one_line_error(tmp_path):
     blocker.write_text("")
     (home / "config.ini").write_text(f"[DEFAULT]\ndata = {blocker}/data\narchive = {home}/a\n"
                                      f"storage = {home}/s\nmodel = {home}/m\n")
-    proc = run_mnistkit("data", env={**venv_env(), "FASTAI_HOME": str(home)})
+    proc = run_mnistkit("data", env={**nbgrader_env(), "FASTAI_HOME": str(home)})
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("\n") == 1
     assert f"{blocker} is a file, not a folder" in proc.stderr
@@ -163,8 +165,8 @@ def in_checkout(clone: Path, *args: str, cwd: Path | None = None, **env: str):
     """The installed `mnistkit` (this checkout's venv, an editable install of this checkout)
     run in ``clone`` as an instructor would, with the venv on PATH."""
     return subprocess.run([str(Path(sys.executable).parent / "mnistkit"), *args],
-                          cwd=cwd or clone, env=venv_env(**env), capture_output=True, text=True,
-                          timeout=600)
+                          cwd=cwd or clone, env={**nbgrader_env(), **env},
+                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +226,8 @@ def test_nbgrader_in_a_second_checkout_imports_its_mnistkit(clone, tmp_path):
                     "    open(_os.environ['MNISTKIT_TEST_MARK'], 'a').write(__file__ + '\\n')\n")
     try:
         proc = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "db", "student",
-                               "list"], cwd=clone, env=venv_env(MNISTKIT_TEST_MARK=str(marker)),
+                               "list"], cwd=clone,
+                              env={**nbgrader_env(), "MNISTKIT_TEST_MARK": str(marker)},
                               capture_output=True, text=True, timeout=300)
     finally:
         init.write_text(original)

@@ -17,13 +17,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from mnistkit import catalog, examples
-from mnistkit.cells import ANSWER_SUFFIX
+from mnistkit.build import nbgrader_env
 
-from .fixtures.checkout import KIT, fresh_clone, venv_env
+from .fixtures.checkout import KIT, fresh_clone
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap is not installed (grading needs it)")
@@ -39,23 +38,11 @@ def readme_nbgrader_block() -> list[str]:
 
 
 def run(args: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, cwd=cwd, env=venv_env(**env), capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(args, cwd=cwd, env={**nbgrader_env(), **env}, capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0 or not check, f"{shlex.join(args)} exited {proc.returncode}:\n" \
                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
-
-
-def fill_with_reference(folder: Path, assignment: str) -> None:
-    """Answer every answer cell of the fetched notebooks as the instructor's source does."""
-    answers = examples.reference_answers(assignment)
-    for path in folder.glob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or ""
-            if grade_id.endswith(ANSWER_SUFFIX) and grade_id[:-len(ANSWER_SUFFIX)] in answers:
-                cell.source = answers[grade_id[:-len(ANSWER_SUFFIX)]]
-        nbformat.write(nb, path)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +78,7 @@ def test_readme_nbgrader_sequence_works_on_a_fresh_clone(course):
             # the student's side: their own folder, the configuration `course init` wrote
             run(["nbgrader", "fetch_assignment", assignment], student_home,
                 JUPYTER_CONFIG_DIR=str(student_config))
-            fill_with_reference(student_home / assignment, assignment)
+            examples.fill_folder(student_home / assignment, examples.reference_answers(assignment))
             run(["nbgrader", "submit", assignment], student_home,
                 JUPYTER_CONFIG_DIR=str(student_config))
 

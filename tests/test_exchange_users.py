@@ -23,11 +23,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from mnistkit import catalog, examples
-from mnistkit.cells import ANSWER_SUFFIX
 
 from .fixtures.checkout import fresh_clone
 from .fixtures.unix_accounts import accounts, accounts_unavailable
@@ -40,22 +38,6 @@ pytestmark = [
     pytest.mark.skipif(accounts_unavailable() is not None,
                        reason=f"no test accounts: {accounts_unavailable()}"),
 ]
-
-
-def answer(path: Path, kind: str) -> None:
-    """Fill the fetched notebook in place (keeping its owner) the way ``kind`` says."""
-    answers = examples.reference_answers(ASSIGNMENT)
-    auto = [ex.id for ex in catalog.load() if ex.assignment == ASSIGNMENT and ex.kind == "auto"]
-    keep = {"reference": set(answers), "untouched": set(),
-            "half_right": {k for k in answers if k in auto[::2] or k not in auto}}[kind]
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or ""
-        exercise = grade_id.removesuffix(ANSWER_SUFFIX)
-        if grade_id.endswith(ANSWER_SUFFIX) and exercise in keep:
-            cell.source = answers[exercise]
-    with open(path, "w") as f:       # rewrite in place: the file stays the student's
-        nbformat.write(nb, f)
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -102,8 +84,8 @@ def _round_trip(root: Path, shared_data: Path):
             shutil.copy(student_config, config_dir / "nbgrader_config.py")
             chown_tree(config_dir, student.uid, student.gid)
             student.run(["nbgrader", "fetch_assignment", ASSIGNMENT])
+            examples.fill_folder(student.home / ASSIGNMENT, examples.answers_for(kind, ASSIGNMENT))
             notebook = next((student.home / ASSIGNMENT).glob("*.ipynb"))
-            answer(notebook, kind)
             validated[role] = student.run(["nbgrader", "validate", notebook], check=False)
             student.run(["nbgrader", "submit", ASSIGNMENT])
 

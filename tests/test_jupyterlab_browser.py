@@ -166,20 +166,6 @@ def run_cell(page, cell) -> None:
     page.keyboard.press("Shift+Enter")
 
 
-def fill_all_but(folder: Path, blank: str) -> None:
-    """The student's earlier work: every answer cell as the instructor's source has it, except
-    ``blank``'s, left as released."""
-    answers = examples.reference_answers(ASSIGNMENT)
-    for path in folder.glob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or ""
-            exercise = grade_id.removesuffix(ANSWER_SUFFIX)
-            if grade_id.endswith(ANSWER_SUFFIX) and exercise in answers and exercise != blank:
-                cell.source = answers[exercise]
-        nbformat.write(nb, path)
-
-
 def cell_outputs(nb, grade_id: str) -> str:
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
     return "".join(o.get("text", "") + "".join(o.get("traceback", [])) for o in cell.outputs)
@@ -233,7 +219,8 @@ def student_session(page, shot, course: Course) -> None:
     shot(page, "fetched")
 
     # The student has done every exercise but one in an earlier session.
-    fill_all_but(folder, BLANK)
+    examples.fill_folder(folder, {k: v for k, v in examples.reference_answers(ASSIGNMENT).items()
+                                  if k != BLANK})
     notebook_link.click()
     page.locator(".jp-Notebook .jp-MarkdownCell", has_text="Assignment 1").first.wait_for()
     page.locator("#jp-main-statusbar", has_text="| Idle").wait_for(timeout=60_000)

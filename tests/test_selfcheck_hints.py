@@ -58,10 +58,7 @@ def toy_release(extra=()):
 
 def answered(nb, **answers):
     nb = copy.deepcopy(nb)
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        if gid.removesuffix("-answer") in answers and gid.endswith("-answer"):
-            cell.source = answers[gid.removesuffix("-answer")]
+    examples.fill_answers(nb, answers)
     return nb
 
 

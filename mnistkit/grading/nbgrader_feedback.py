@@ -46,23 +46,23 @@ class ClearMarkScheme(FeedbackStep, nbp.ClearMarkScheme):
     """nbgrader's ClearMarkScheme, without the display_data_priority warning."""
 
 
-def is_kit_score(cell, output) -> bool:
-    """Is ``output`` the bare score the kit wrote into this graded cell for nbgrader?"""
+def has_kit_score(cell) -> bool:
+    """Is ``cell`` a graded cell into which the kit wrote its message and, for nbgrader, the
+    bare score as an ``execute_result``?"""
     meta = cell.get("metadata", {}).get("nbgrader", {})
     if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
         return False
-    said = any(o.get("output_type") == "stream" and o.get("name") == "stdout"
+    return any(o.get("output_type") == "stream" and o.get("name") == "stdout"
                and "".join(o.get("text", "")).startswith(f"{HEADER}: ")
                for o in cell.get("outputs", []))
-    return said and output.get("output_type") == "execute_result"
 
 
 class ShowScoreMessages(FeedbackStep):
     """Feedback only: drop the bare score under each graded cell, keep the kit's message."""
 
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not is_kit_score(cell, o)]
+        if has_kit_score(cell):
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "execute_result"]
         return cell, resources
 
 
