@@ -19,6 +19,11 @@ with the reference computed here, and the notebook's source, read here.
   syntax tree (``mnistkit.grading.source_checks`` and the rules below, stated in the notebook),
   never from anything computed inside the sandbox, where the student's code could patch it. Each
   technique check also needs the function to give right results, so a stub earns nothing.
+- The ResNet-18 finale trains nothing here: `image_dls` is checked on a small random image folder
+  written in the sandbox, `resnet_learner` on the model it builds for the grader's own
+  `DataLoaders` (random class count), filled with the grader's weights on both sides (the
+  reference is ``ref.resnet_model``, torch and torchvision only: no fastai import in the grader),
+  and on its loss and metric applied to the grader's random scores.
 Inputs come from the seeded `rng`; every training check is tiny (a few hundred random
 784-pixel inputs, one or two epochs).
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import ast
 
+import numpy as np
 import pytest
 import torch
 
@@ -1084,3 +1090,350 @@ with _torch.no_grad():
     want = ref.relu(x @ w1.T + b1) @ w2.T + b2
     expect_close(got, want, "nn.Sequential(nn.Linear(4, 3), relu_module(), nn.Linear(3, 1))(x)",
                  on="a random batch")
+
+
+# ================================================================================ collapse_linear
+def collapse_case(rng, n_in, hidden, n_out):
+    return (randn(rng, n_in, hidden), randn(rng, hidden), randn(rng, hidden, n_out),
+            randn(rng, n_out))
+
+
+def collapsed(student, w1, b1, w2, b2):
+    got = student.call("collapse_linear", w1, b1, w2, b2)
+    check(isinstance(got, (tuple, list)) and len(got) == 2,
+          "collapse_linear should return a pair (w, b)")
+    return got
+
+
+@ex("collapse_linear")
+def test_collapse_linear_weights(student, rng):
+    n_in, hidden, n_out = (int(v) for v in rng.integers(2, 30, 3))
+    w1, b1, w2, b2 = collapse_case(rng, n_in, hidden, n_out)
+    w, _ = collapsed(student, w1, b1, w2, b2)
+    expect_close(w, ref.collapse_linear(w1, b1, w2, b2)[0], "w, the collapsed weights",
+                 on=f"random layers {n_in} -> {hidden} -> {n_out}")
+
+
+@ex("collapse_linear")
+def test_collapse_linear_bias(student, rng):
+    hidden = int(rng.integers(2, 40))
+    w1, b1, w2, b2 = collapse_case(rng, 28 * 28, hidden, 1)   # simple_net's shapes
+    b1 = b1 * 10                                              # the first bias matters here
+    _, b = collapsed(student, w1, b1, w2, b2)
+    expect_close(b, ref.collapse_linear(w1, b1, w2, b2)[1], "b, the collapsed bias",
+                 on=f"random layers 784 -> {hidden} -> 1 (what does b1 become after w2?)")
+
+
+# ================================================================================ deeper_claims
+def _claims(student):
+    got = student.get("deeper_claims")
+    check(isinstance(got, dict) and set(got) == set(ref.deeper_claims)
+          and all(isinstance(v, bool) for v in got.values()),
+          "deeper_claims should be the given dict with each claim set to True or False")
+    return got
+
+
+# Each check pairs a true claim with a false one: answers that are all True or all False score 0.
+@ex("deeper_claims")
+def test_deeper_claims_what_the_theorem_says(student):
+    got = _claims(student)
+    keys = ("one_nonlinearity_can_approximate_any_function", "deeper_models_are_easier_to_optimise")
+    check(all(got[k] == ref.deeper_claims[k] for k in keys),
+          "one of the two claims about the universal approximation theorem and about training "
+          "deep models is marked wrongly")
+
+
+@ex("deeper_claims")
+def test_deeper_claims_why_layers_help(student):
+    got = _claims(student)
+    keys = ("stacked_linear_layers_without_activations_add_power",
+            "more_smaller_layers_beat_fewer_larger_ones_in_practice")
+    check(all(got[k] == ref.deeper_claims[k] for k in keys),
+          "one of the two claims about what extra layers add is marked wrongly")
+
+
+# ================================================================================ image_dls
+IMAGE_FOLDER = '''
+import pathlib as _pathlib, tempfile as _tempfile
+import numpy as _np
+import torch as _torch
+from PIL import Image as _Image
+_root = _pathlib.Path(_tempfile.mkdtemp())
+for _rel, _pixels in zip(files, images):
+    (_root / _rel).parent.mkdir(parents=True, exist_ok=True)
+    _Image.fromarray(_np.asarray(_pixels, dtype=_np.uint8), mode="L").save(_root / _rel)
+_dls = image_dls(_root if as_path else str(_root), bs=bs)
+
+def _names(_items):
+    return [_pathlib.Path(_p).relative_to(_root).as_posix() for _p in _items]
+
+def _plain(_t):
+    return _torch.Tensor.as_subclass(_t, _torch.Tensor).detach().cpu().clone()
+
+result = dict(train=_names(_dls.train_ds.items), valid=_names(_dls.valid_ds.items),
+              vocab=[str(_v) for _v in _dls.vocab])
+try:     # a DataLoader with no full batch raises here: that is the batch checks' business
+    _vxb, _vyb = _dls.valid.one_batch()
+    _txb, _tyb = _dls.train.one_batch()
+    result.update(valid_x=_plain(_vxb), valid_y=_plain(_vyb), train_rows=len(_txb))
+except Exception as _error:
+    result.update(batch_error=f"{type(_error).__name__}: {_error}"[:200])
+'''
+LETTERS = list("abcdefghijklmnopqrstuvwxyz")
+
+
+def folder_case(rng):
+    """A random image folder in fastai's layout: train/ and valid/ (and a test/ folder that is
+    neither), one subfolder per class with random names, small random grey images."""
+    n_classes = int(rng.integers(2, 4))
+    classes = sorted({"".join(rng.choice(LETTERS, 4)) for _ in range(n_classes)})
+    bs = int(rng.integers(2, 5))
+    side = int(rng.integers(8, 14))
+    files, images, split = [], [], {"train": [], "valid": []}
+    for part, (low, high) in (("train", (bs, bs + 3)), ("valid", (bs, bs + 3)), ("test", (1, 3))):
+        for label in classes:
+            for number in rng.choice(100_000, size=int(rng.integers(low, high)), replace=False):
+                name = f"{part}/{label}/{number}.png"
+                files.append(name)
+                images.append(rng.integers(0, 256, (side, side), dtype=np.uint8))
+                split.get(part, []).append(name)
+    return dict(files=files, images=images, bs=bs, as_path=bool(rng.random() < 0.5)), classes, split
+
+
+def probe_image_dls(student, case, batches=False):
+    got = isolation.probe(student, "image_dls", IMAGE_FOLDER, **case)
+    check(isinstance(got, dict) and isinstance(got.get("train"), list)
+          and isinstance(got.get("valid"), list) and isinstance(got.get("vocab"), list),
+          "image_dls should return fastai DataLoaders (with train_ds, valid_ds and vocab)")
+    if batches:
+        problem = got.get("batch_error")
+        check(not problem, f"the DataLoaders gave no mini-batch of bs={case['bs']} images from "
+                           f"a folder with more than bs images in each set ({problem})")
+    return got
+
+
+@ex("image_dls")
+def test_image_dls_splits_by_folder(student, rng):
+    case, classes, split = folder_case(rng)
+    got = probe_image_dls(student, case)
+    check(sorted(got["valid"]) == sorted(split["valid"]),
+          "the validation set should be exactly the images under valid/ (not a random share, "
+          "not the other folders)")
+    check(sorted(got["train"]) == sorted(split["train"]),
+          "the training set should be exactly the images under train/ (the folder also holds a "
+          "test/ folder that is neither)")
+
+
+@ex("image_dls")
+def test_image_dls_batch_size(student, rng):
+    case, _, _ = folder_case(rng)
+    got = probe_image_dls(student, case, batches=True)
+    bs = case["bs"]
+    rows = as_tensor(got["valid_x"], "a validation batch").shape[:1]
+    check(tuple(rows) == (bs,) and got["train_rows"] == bs,
+          f"with bs={bs} every full mini-batch should hold {bs} images")
+
+
+@ex("image_dls")
+def test_image_dls_labels_and_pixels(student, rng):
+    case, classes, _ = folder_case(rng)
+    got = probe_image_dls(student, case, batches=True)
+    check(got["vocab"] == classes, "the vocab should be the class folders' names, sorted")
+    by_name = dict(zip(case["files"], case["images"]))
+    first = got["valid"][:case["bs"]]
+    check(all(name in by_name for name in first), "the validation items are not the folder's images")
+    # fastai opens each grey image as RGB (three equal channels) and scales pixels to 0..1
+    want_x = torch.stack([torch.from_numpy(by_name[n]).float().div(255).expand(3, -1, -1)
+                          for n in first])
+    want_y = torch.tensor([classes.index(n.split("/")[1]) for n in first])
+    on = "the first validation mini-batch of a random image folder"
+    expect_close(got["valid_x"], want_x, "the images of a mini-batch", on=on)
+    expect_close(got["valid_y"], want_y, "the labels of a mini-batch (each image's folder, as "
+                                         "its index in the vocab)", on=on)
+
+
+# ================================================================================ resnet_learner
+# The same code fills a model with the grader's weights in the sandbox (the student's model) and
+# here (the reference's): equal outputs then mean the same architecture, layer for layer.
+FILL_WEIGHTS = '''
+import torch as _torch
+
+def _fill(_model, _seed):
+    _g = _torch.Generator().manual_seed(int(_seed))
+    with _torch.no_grad():
+        for _t in _model.state_dict().values():
+            if _t.is_floating_point():
+                _u = _torch.rand(_t.shape, generator=_g, dtype=_torch.float64)
+                _scale = (3.0 / _t[0].numel()) ** 0.5 if _t.dim() >= 2 else None
+                _t.copy_((_u * 2 - 1) * _scale if _scale else _u + 0.5)
+    return _model.eval()
+'''
+RESNET_LEARNER = FILL_WEIGHTS + '''
+from fastai.data import core as _core, load as _load
+
+
+class _Items(list):
+    """(image, label) pairs whose loss is the grader's own: a Learner built without a loss
+    function takes its dataset's, so leaving out loss_func shows."""
+
+    @staticmethod
+    def loss_func(_out, _targ):
+        return (_out.float().mean() - _targ.float().mean()) ** 2 + 42.0
+
+
+_pairs = list(zip(images, labels))
+_dls = _core.DataLoaders(_load.DataLoader(_Items(_pairs), bs=4),
+                         _load.DataLoader(_Items(_pairs), bs=4))
+_dls.c = n_classes
+learn = resnet_learner(_dls)
+'''
+
+
+def learner_case(rng):
+    n_classes = int(rng.integers(3, 7))     # never the notebook's 2
+    n = 8
+    return dict(images=rand(rng, n, 3, 32, 32), labels=torch.from_numpy(rng.integers(0, n_classes, n)),
+                n_classes=n_classes)
+
+
+def probe_resnet(student, body, **inputs):
+    return isolation.probe(student, "resnet_learner", RESNET_LEARNER + body, **inputs)
+
+
+def scores_case(rng, n_classes):
+    n = int(rng.integers(10, 40))
+    return randn(rng, n, n_classes, scale=2.0), torch.from_numpy(rng.integers(0, n_classes, n))
+
+
+@ex("resnet_learner")
+def test_resnet_learner_model_is_a_resnet18_with_fastais_head(student, rng):
+    case = learner_case(rng)
+    seed, x = int(rng.integers(0, 2**31)), rand(rng, 2, 3, 32, 32)
+    got = probe_resnet(student, '''
+_model = _fill(learn.model, seed)
+with _torch.no_grad():
+    result = _torch.Tensor.as_subclass(_model(x.to(next(_model.parameters()).device)),
+                                       _torch.Tensor).cpu()
+''', seed=seed, x=x, **case)
+    scope = {}
+    exec(FILL_WEIGHTS, scope)
+    with torch.no_grad():
+        want = scope["_fill"](ref.resnet_model(case["n_classes"]), seed)(x)
+    expect_close(got, want, "learn.model(x) with the grader's weights", rtol=1e-3, atol=1e-4,
+                 on=f"{case['n_classes']} classes: a ResNet-18 (not pretrained) with fastai's head "
+                    "gives other scores")
+
+
+@ex("resnet_learner")
+def test_resnet_learner_loss_is_cross_entropy(student, rng):
+    case = learner_case(rng)
+    out, targ = scores_case(rng, case["n_classes"])
+    got = probe_resnet(student, "result = learn.loss_func(out, targ)", out=out, targ=targ, **case)
+    expect_close(got, torch.nn.functional.cross_entropy(out, targ), "learn.loss_func(scores, targets)",
+                 on="random scores for several classes")
+
+
+@ex("resnet_learner")
+def test_resnet_learner_metric_is_accuracy(student, rng):
+    case = learner_case(rng)
+    out, targ = scores_case(rng, case["n_classes"])
+    got = probe_resnet(student, '''
+learn.pred, learn.yb = out, (targ,)
+result = []
+for _metric in learn.metrics:
+    _metric.reset()
+    _metric.accumulate(learn)
+    result.append(float(_metric.value))
+''', out=out, targ=targ, **case)
+    check(isinstance(got, list) and len(got) == 1, "the Learner should report one metric")
+    expect_close(torch.tensor(got[0]), (out.argmax(-1) == targ).float().mean().double(),
+                 "the metric on random scores", on="random scores for several classes")
+
+
+# ================================================================================ count_parameters
+# Builds an nn.Sequential from a plain description, in the sandbox and here alike.
+MODEL_FROM_SPEC = '''
+import torch as _torch
+
+def _build(_spec):
+    _layers = []
+    for _kind, _args, _kwargs in _spec:
+        if _kind == "Sequential":
+            _layers.append(_build(_args))
+        else:
+            _layers.append(getattr(_torch.nn, _kind)(*_args, **_kwargs))
+    return _torch.nn.Sequential(*_layers)
+
+model = _build(spec)
+'''
+PLAIN_LAYERS = (["ReLU", [], {}], ["Flatten", [], {}], ["MaxPool2d", [2], {}],
+                ["Dropout", [0.5], {}], ["Sigmoid", [], {}])
+
+
+def random_spec(rng, batch_norm=False, weighted=True, depth=0):
+    layers = []
+    for _ in range(int(rng.integers(3, 7))):
+        r = rng.random()
+        n_in, n_out = (int(v) for v in rng.integers(1, 40, 2))
+        if weighted and r < 0.3:
+            layers.append(["Linear", [n_in, n_out], {"bias": bool(rng.random() < 0.7)}])
+        elif weighted and r < 0.5:
+            layers.append(["Conv2d", [n_in, n_out, int(rng.integers(1, 6))],
+                           {"bias": bool(rng.random() < 0.7)}])
+        elif r < 0.65 and depth < 2:
+            layers.append(["Sequential", random_spec(rng, batch_norm, weighted, depth + 1), {}])
+        elif batch_norm and r < 0.85:
+            layers.append([str(rng.choice(["BatchNorm1d", "BatchNorm2d"])), [n_in], {}])
+        else:
+            layers.append(list(PLAIN_LAYERS[int(rng.integers(len(PLAIN_LAYERS)))]))
+    if depth == 0 and weighted:   # always a weight layer nested two deep, and a batch norm
+        inner = [["Linear", [int(rng.integers(2, 9)), 3], {}]] + \
+                ([["BatchNorm2d", [int(rng.integers(2, 9))], {}]] if batch_norm else [])
+        layers.append(["Sequential", [["ReLU", [], {}], ["Sequential", inner, {}]], {}])
+    return layers
+
+
+def reference_model(spec):
+    scope = {"spec": spec}
+    exec(MODEL_FROM_SPEC, scope)
+    return scope["model"]
+
+
+def counted(student, name, spec):
+    got = isolation.probe(student, name, MODEL_FROM_SPEC + f"result = {name}(model)", spec=spec)
+    return expect_number(got, f"{name}(model)", kinds="i")
+
+
+@ex("count_parameters")
+def test_count_parameters_random_model(student, rng):
+    spec = random_spec(rng)
+    check(counted(student, "count_parameters", spec) == ref.count_parameters(reference_model(spec)),
+          "count_parameters(model) is not the number of numbers in the model's parameters, on a "
+          "random model of linear and convolutional layers (with and without biases, some nested)")
+
+
+@ex("count_parameters")
+def test_count_parameters_batch_norm(student, rng):
+    spec = random_spec(rng, batch_norm=True)
+    check(counted(student, "count_parameters", spec) == ref.count_parameters(reference_model(spec)),
+          "count_parameters(model) is wrong on a random model with batch norm layers (their "
+          "weight and bias are parameters; their running statistics are not)")
+
+
+# ================================================================================ count_weight_layers
+@ex("count_weight_layers")
+def test_count_weight_layers_random_model(student, rng):
+    spec = random_spec(rng, batch_norm=True)
+    check(counted(student, "count_weight_layers", spec)
+          == ref.count_weight_layers(reference_model(spec)),
+          "count_weight_layers(model) is wrong on a random model with nested nn.Sequential "
+          "blocks, batch norm, activations and pooling")
+
+
+@ex("count_weight_layers")
+def test_count_weight_layers_none(student, rng):
+    spec = random_spec(rng, batch_norm=True, weighted=False) + \
+        [["Sequential", [["BatchNorm1d", [4], {}]], {}]]
+    check(counted(student, "count_weight_layers", spec) == 0,
+          "count_weight_layers(model) should be 0 for a model with no linear or convolutional "
+          "layer (only activations, pooling, batch norm)")

@@ -7,7 +7,8 @@ Like the chapter, some functions read notebook globals: ``linear1`` reads ``weig
 ``validate_epoch`` over ``valid_dl``. ``with_globals`` gives a copy of such a function that
 sees other values for those names (the hidden autograder gives student functions its own
 values for them through ``mnistkit.grading.isolation``; no reference code enters the sandbox).
-fastai is imported lazily (only ``make_learner`` needs it) to keep this module quick to import.
+fastai and torchvision are imported lazily (only ``make_learner``, ``image_dls``,
+``resnet_learner`` and ``resnet_model`` need them) to keep this module quick to import.
 """
 from __future__ import annotations
 
@@ -135,6 +136,66 @@ def relu(x):
 # --- Q36: F.relu vs nn.ReLU ---------------------------------------------------------------------------------
 def relu_module():
     return nn.ReLU()
+
+
+# --- Q35: why an activation function goes between linear layers ----------------------------------
+def collapse_linear(w1, b1, w2, b2):
+    """The one linear layer (w, b) that two linear layers with nothing between them equal:
+    (x@w1 + b1)@w2 + b2 == x@(w1@w2) + (b1@w2 + b2)."""
+    return w1 @ w2, b1 @ w2 + b2
+
+
+# --- Q37: why deeper models (the chapter's answer, as claims to mark True or False) -------------
+deeper_claims = {
+    "one_nonlinearity_can_approximate_any_function": True,
+    "stacked_linear_layers_without_activations_add_power": False,
+    "more_smaller_layers_beat_fewer_larger_ones_in_practice": True,
+    "deeper_models_are_easier_to_optimise": False,
+}
+
+
+# --- Going deeper: fastai's ResNet-18 -----------------------------------------------------------
+def image_dls(path, bs=64):
+    from fastai.vision.data import ImageDataLoaders
+    return ImageDataLoaders.from_folder(path, train="train", valid="valid", bs=bs)
+
+
+def resnet_learner(dls):
+    from fastai.metrics import accuracy
+    from fastai.vision.learner import vision_learner
+    from torchvision.models import resnet18
+    return vision_learner(dls, resnet18, pretrained=False, loss_func=F.cross_entropy,
+                          metrics=accuracy)
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_weight_layers(model):
+    return sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.modules())
+
+
+class ConcatPool(nn.Module):
+    """fastai's AdaptiveConcatPool2d: max pooling and average pooling side by side."""
+
+    def forward(self, x):
+        return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], 1)
+
+
+def resnet_model(n_out):
+    """The model ``resnet_learner`` builds, with torch and torchvision only: the ResNet-18 body
+    (torchvision's network without its pooling and last layer) and fastai's default head. The
+    hidden grader compares students' models with this one, so that grading imports no fastai
+    (8-9 CPU-s a notebook); tests/test_reference_a3_training_loop.py checks that it computes
+    what fastai's ``vision_learner`` model computes, weight for weight."""
+    from torchvision.models import resnet18
+    body = nn.Sequential(*list(resnet18(weights=None).children())[:-2])
+    head = nn.Sequential(ConcatPool(), nn.Flatten(),
+                         nn.BatchNorm1d(1024), nn.Dropout(0.25), nn.Linear(1024, 512, bias=False),
+                         nn.ReLU(inplace=True),
+                         nn.BatchNorm1d(512), nn.Dropout(0.5), nn.Linear(512, n_out, bias=False))
+    return nn.Sequential(body, head)
 
 
 # --- Helpers for the kit's own tests (not exercises) ------------------------------------------------------

@@ -166,6 +166,74 @@ def test_no_bias_quiz_answers():
     assert ref.bias_needed_for_blank is True
 
 
+# --- Going deeper: the ResNet-18 finale --------------------------------------------------------
+def test_collapse_linear_is_one_layer_for_two():
+    """Is x@w + b from collapse_linear the two linear layers without a ReLU, and not with one?"""
+    torch.manual_seed(0)
+    w1, b1, w2, b2 = torch.randn(6, 4), torch.randn(4), torch.randn(4, 3), torch.randn(3)
+    w, b = ref.collapse_linear(w1, b1, w2, b2)
+    x = torch.randn(5, 6)
+    assert torch.allclose(x @ w + b, (x @ w1 + b1) @ w2 + b2, atol=1e-5)
+    assert not torch.allclose(x @ w + b, torch.relu(x @ w1 + b1) @ w2 + b2, atol=1e-3)
+
+
+def test_deeper_claims_are_the_chapters():
+    """Are the four claims marked as the chapter argues (two true, two false)?"""
+    assert sorted(ref.deeper_claims.values()) == [False, False, True, True]
+    assert ref.deeper_claims["one_nonlinearity_can_approximate_any_function"] is True
+    assert ref.deeper_claims["deeper_models_are_easier_to_optimise"] is False
+
+
+def test_image_dls_on_mnist_sample(mnist_data_dir):
+    """Does image_dls give the chapter's split of mnist_sample (12,396 / 2,038, labels 3 and 7)
+    and batches of 3x28x28 images?"""
+    dls = ref.image_dls(mnist_data_dir / "mnist_sample", bs=32)
+    assert (len(dls.train_ds), len(dls.valid_ds)) == (12396, 2038)
+    assert list(dls.vocab) == ["3", "7"]
+    xb, yb = dls.valid.one_batch()
+    assert xb.shape == (32, 3, 28, 28) and yb.shape == (32,)
+    assert torch.equal(xb[:, 0], xb[:, 1]), "a grey digit opened as RGB: three equal channels"
+
+
+def learner_for(n_classes):
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    pairs = list(zip(torch.rand(8, 3, 32, 32), torch.randint(0, n_classes, (8,))))
+    dls = DataLoaders(DataLoader(pairs, bs=4), DataLoader(pairs, bs=4))
+    dls.c = n_classes
+    return ref.resnet_learner(dls)
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_resnet_model_is_what_vision_learner_builds(n_classes):
+    """Does the grader's torch-only reference (ref.resnet_model) compute what fastai's
+    vision_learner model computes, with the same weights (hidden.FILL_WEIGHTS) in both?"""
+    scope = {}
+    exec(hidden.FILL_WEIGHTS, scope)
+    fastai_model = scope["_fill"](learner_for(n_classes).model, 11)
+    grader_model = scope["_fill"](ref.resnet_model(n_classes), 11)
+    assert [tuple(t.shape) for t in fastai_model.state_dict().values()] == \
+        [tuple(t.shape) for t in grader_model.state_dict().values()]
+    x = torch.rand(3, 3, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(fastai_model(x), grader_model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_resnet_learner_sizes_in_the_notebook():
+    """Are the notebook's figures right: ResNet-18 with fastai's head 22 weight layers and
+    11,704,896 parameters (2 classes), the two-layer net 2 and 23,581, about 500 times fewer?"""
+    learn = learner_for(2)
+    assert learn.loss_func is torch.nn.functional.cross_entropy and not learn.pretrained
+    assert [m.name for m in learn.metrics] == ["accuracy"]
+    two_layers = nn.Sequential(nn.Linear(28 * 28, 30), nn.ReLU(), nn.Linear(30, 1))
+    resnet_size = ref.count_parameters(learn.model)
+    assert (ref.count_weight_layers(learn.model), resnet_size) == (22, 11_704_896)
+    assert (ref.count_weight_layers(two_layers), ref.count_parameters(two_layers)) == (2, 23_581)
+    assert 450 < resnet_size / 23_581 < 550
+    from torchvision.models import resnet18
+    # torchvision's own network: 17 convolutions on the main path, 3 on the shortcuts, 1 linear
+    assert ref.count_weight_layers(resnet18(weights=None)) == 21
+
 # --- The hidden grader's own pieces (issue 10): its stand-ins and its technique rules ---------
 # Imported as a module (its checks are not collected here): the rules are read from the answer
 # cells' syntax trees only, so these tests stay fast and run no notebook.

@@ -311,6 +311,101 @@ def relu_module():
     return nn.Sigmoid()
 """),
     ],
+    "collapse_linear": [
+        ("adds the biases without passing b1 through w2", """
+def collapse_linear(w1, b1, w2, b2):
+    return w1@w2, b1 + b2
+"""),
+        ("keeps only the second bias", """
+def collapse_linear(w1, b1, w2, b2):
+    return w1@w2, b2
+"""),
+        ("forgets the second bias", """
+def collapse_linear(w1, b1, w2, b2):
+    return w1@w2, b1@w2
+"""),
+    ],
+    "deeper_claims": [
+        ("believes stacked linear layers add power", """
+deeper_claims = {
+    "one_nonlinearity_can_approximate_any_function": True,
+    "stacked_linear_layers_without_activations_add_power": True,
+    "more_smaller_layers_beat_fewer_larger_ones_in_practice": True,
+    "deeper_models_are_easier_to_optimise": False,
+}
+"""),
+        ("marks every claim True", """
+deeper_claims = {
+    "one_nonlinearity_can_approximate_any_function": True,
+    "stacked_linear_layers_without_activations_add_power": True,
+    "more_smaller_layers_beat_fewer_larger_ones_in_practice": True,
+    "deeper_models_are_easier_to_optimise": True,
+}
+"""),
+    ],
+    "image_dls": [
+        ("a random 20% validation split instead of the valid folder", """
+def image_dls(path, bs=64):
+    return ImageDataLoaders.from_folder(path, valid_pct=0.2, seed=42, bs=bs)
+"""),
+        ("ignores bs", """
+def image_dls(path, bs=64):
+    return ImageDataLoaders.from_folder(path)
+"""),
+        ("labels from a fixed vocab of 3 and 7", """
+def image_dls(path, bs=64):
+    return ImageDataLoaders.from_folder(path, vocab=['3', '7'], bs=bs)
+"""),
+    ],
+    "resnet_learner": [
+        ("a ResNet-34 instead of a ResNet-18", """
+def resnet_learner(dls):
+    return vision_learner(dls, resnet34, pretrained=False,
+                          loss_func=F.cross_entropy, metrics=accuracy)
+"""),
+        ("error_rate as the metric", """
+def resnet_learner(dls):
+    return vision_learner(dls, resnet18, pretrained=False,
+                          loss_func=F.cross_entropy, metrics=error_rate)
+"""),
+        ("leaves the loss to fastai's guess", """
+def resnet_learner(dls):
+    return vision_learner(dls, resnet18, pretrained=False, metrics=accuracy)
+"""),
+        ("two outputs whatever the data", """
+def resnet_learner(dls):
+    return vision_learner(dls, resnet18, pretrained=False, n_out=2,
+                          loss_func=F.cross_entropy, metrics=accuracy)
+"""),
+    ],
+    "count_parameters": [
+        ("counts parameter tensors, not the numbers in them", """
+def count_parameters(model):
+    return len(list(model.parameters()))
+"""),
+        ("counts batch norm's running statistics too", """
+def count_parameters(model):
+    return sum(t.numel() for t in model.state_dict().values())
+"""),
+        ("counts only the weights, not the biases", """
+def count_parameters(model):
+    return sum(p.numel() for name, p in model.named_parameters() if name.endswith('weight'))
+"""),
+    ],
+    "count_weight_layers": [
+        ("counts only the top-level layers", """
+def count_weight_layers(model):
+    return sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.children())
+"""),
+        ("counts every module that has parameters (batch norm too)", """
+def count_weight_layers(model):
+    return sum(1 for m in model.modules() if list(m.parameters(recurse=False)))
+"""),
+        ("counts the modules of any kind", """
+def count_weight_layers(model):
+    return len(list(model.modules())) - 1
+"""),
+    ],
 }
 
 # The sources above are written as indented blocks; store them without the leading blank line.
