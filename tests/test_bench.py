@@ -136,8 +136,24 @@ def test_bench_prints_a_table_and_a_json_last_line():
     assert "epoch 1/1" in proc.stderr and "loss" in proc.stderr
 
 
+def test_bench_resnet_trains_the_chapters_finale_on_a_small_folder(mnist_data_dir):
+    """Does `mnistkit bench --resnet` train a3's reference ResNet-18 (not pretrained) for one
+    epoch, here on 64 + 64 images, with progress on stderr, a table and the JSON fields?"""
+    proc = run_mnistkit("bench", "--resnet", "--device", "cpu", "--limit-train", "64", check=True)
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["model"] == "resnet18" and result["pretrained"] is False
+    assert (result["train_images"], result["valid_images"], result["epochs"]) == (64, 64, 1)
+    assert (result["weight_layers"], result["parameters"]) == (22, 11_704_896)
+    assert result["chapter_accuracy"] == 0.9926 and 0 <= result["accuracy"] <= 1
+    assert result["seconds"] > 0 and result["cpu_seconds"] > 0
+    assert any(line.startswith("ResNet-18, 3 vs 7, 1 epoch") for line in lines)
+    assert "training batches" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("args", [["--device", "tpu"], ["--epochs", "0"], ["--epochs", "two"],
-                                  ["--limit-train", "-5"], ["--seed", "x"]])
+                                  ["--limit-train", "-5"], ["--seed", "x"],
+                                  ["--resnet", "--grading"]])
 def test_bench_bad_options_give_one_line(args):
     """Do bad bench options get argparse's one-line error and exit code 2?"""
     proc = run_mnistkit("bench", *args)
