@@ -215,7 +215,7 @@ def run_resnet(device: str = "auto", seed: int = 0, limit_train: int | None = No
         learn = ref.resnet_learner(dls)
         learn.logger = lambda row: _log("  epoch, train loss, valid loss, accuracy, time: "
                                         + ", ".join(map(str, row)))   # stdout: table + JSON
-        _log(f"one epoch: {len(dls.train)} training batches of {dls.bs} images (about 80 s on 2 CPU cores) ...")
+        _log(f"one epoch: {len(dls.train)} training batches of {dls.bs} images (80-95 s on 2 CPU cores) ...")
         start, cpu_start = time.perf_counter(), time.process_time()
         with learn.no_bar():
             learn.fit_one_cycle(1, 0.1, cbs=Quarters())

@@ -329,7 +329,7 @@ def make_parser() -> argparse.ArgumentParser:
     instead = p.add_mutually_exclusive_group()
     instead.add_argument("--resnet", action="store_true",
                    help="instead: the chapter's finale, a3's ResNet-18 (not pretrained) trained "
-                   "one epoch with fit_one_cycle(1, 0.1) on mnist_sample (about 80 s on 2 CPU "
+                   "one epoch with fit_one_cycle(1, 0.1) on mnist_sample (80-95 s on 2 CPU "
                    "cores; --limit-train N: N training and N validation images)")
     instead.add_argument("--grading", action="store_true",
                    help="instead: grade a generated class of mixed quality with 1 and 2 workers "

@@ -7,15 +7,19 @@ keep full points): four sandboxed gradings per assignment instead of one per mut
 """
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import time
 
+import nbformat
+import numpy as np
 import pytest
 
 from mnistkit import catalog, examples
 from mnistkit.grading import wire_audit
 from mnistkit.grading.run import grade_submission
+from mnistkit.grading.student import InProcessStudent
 from mnistkit.paths import ROOT
 
 from .conftest import TIMINGS
@@ -130,3 +134,70 @@ def test_the_wire_audit_finds_reference_code(tmp_path):
     with log.open("a") as f:
         f.write(json.dumps({"op": "run", "strings": ["code", f"x = 1\n    {line}\n"]}) + "\n")
     assert reference_code_sent(log) == [f"run: {line}"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Every mutant, not only each exercise's first: a3's hidden checks run in-process on a namespace
+# holding the reference's answer cells with one mutant in place, and read the same answers'
+# notebook (no notebook run, no sandbox: the checks decide the same; the sandboxed batches above
+# grade the first mutants). a3 only: a1's and a4's checks need their data or train models.
+def hidden_checks(assignment):
+    """exercise id -> its hidden check functions (read from their pytest marks)."""
+    module = importlib.import_module(f"autograder.test_{assignment}")
+    checks = {}
+    for name, fn in vars(module).items():
+        for mark in getattr(fn, "pytestmark", []) if name.startswith("test_") else []:
+            if mark.name == "exercise":
+                checks.setdefault(mark.args[0], []).append(fn)
+    return checks
+
+
+def failed_in_process(checks, namespace, notebook):
+    """Names of the checks that fail, run one after the other on ``namespace`` (as in the
+    sandbox, where one notebook process answers every check), reading ``notebook`` where a check
+    reads the source."""
+    failed = []
+    student = InProcessStudent.over(namespace)
+    for i, check_fn in enumerate(checks):
+        arguments = {"student": student, "notebook": notebook,
+                     "rng": np.random.default_rng([IN_PROCESS_SEED, i])}
+        try:
+            check_fn(**{k: v for k, v in arguments.items()
+                        if k in inspect.signature(check_fn).parameters})
+        except Exception:
+            failed.append(check_fn.__name__)
+    return failed
+
+
+IN_PROCESS = "a3_training_loop"
+IN_PROCESS_SEED = 13
+
+
+def test_every_a3_mutant_fails_a_check_of_its_own_exercise(tmp_path):
+    """Does each plausible wrong answer of a3 (tests/mutants/), not only each exercise's first,
+    fail at least one of its exercise's checks, while the reference's own answers pass them all?"""
+    mutants = importlib.import_module(f"tests.mutants.{IN_PROCESS}").MUTANTS
+    answers = examples.reference_answers(IN_PROCESS)
+    given = next(c.source for c in nbformat.read(
+        next((ROOT / "source" / IN_PROCESS).glob("*.ipynb")), as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "setup-given")
+    base = {}
+    exec("import warnings\nwarnings.filterwarnings('ignore')\nfrom fastai.vision.all import *\n"
+         + given, base)
+    checks = hidden_checks(IN_PROCESS)
+
+    def failed(label, changed=None, source=None):
+        filled = dict(answers, **({changed: source} if changed else {}))
+        namespace = dict(base)
+        for code in filled.values():
+            exec(code, namespace)
+        folder = examples.with_answers(IN_PROCESS, filled, tmp_path / label)
+        notebook = next(folder.glob("*.ipynb"))
+        return failed_in_process(checks[changed] if changed else
+                                 [fn for fns in checks.values() for fn in fns], namespace, notebook)
+
+    assert failed("reference") == []
+    missed = [f"{ex}: {what}" for ex, entries in mutants.items()
+              for i, (what, source) in enumerate(entries)
+              if not failed(f"{ex}-{i}", ex, source)]
+    assert missed == []

@@ -19,7 +19,7 @@ def test_source_notebook_runs_cleanly(path, mnist_data_dir, monkeypatch):
     """Does the instructor notebook run top to bottom with no error and nothing on stderr?
 
     (nbgrader scores a graded cell 0 when it writes to stderr, so silence matters.) It runs as
-    nbgrader runs it (NBGRADER_EXECUTION set), so a3's ResNet-18 epoch (80 s here) is skipped
+    nbgrader runs it (NBGRADER_EXECUTION set), so a3's ResNet-18 epoch (80-95 s here) is skipped
     as when grading: `test_resnet_epoch_cell_trains_only_when_a_student_runs_it` checks that
     cell, `mnistkit bench --resnet` runs the epoch itself."""
     monkeypatch.setenv("NBGRADER_EXECUTION", "validate")

@@ -161,6 +161,14 @@ class InProcessStudent(Student):
             else:
                 os.environ["NBGRADER_EXECUTION"] = before
 
+    @classmethod
+    def over(cls, namespace: dict, call_timeout: float = 60.0) -> "InProcessStudent":
+        """A student whose notebook is ``namespace``, already run (trusted code only: the kit's
+        tests put the reference's answer cells there, with one wrong answer in place)."""
+        student = cls.__new__(cls)
+        student.call_timeout, student.ns, student.cells = call_timeout, namespace, []
+        return student
+
     def _plain(self, value):
         try:
             return wire.decode(wire.encode(value))
