@@ -11,7 +11,8 @@ sandbox this scored a3 35/35. Each of the four deserves at most its share withou
 check. The patch is code the grader cannot read (`gc`), which under the notebook's rules
 ("What the grader reads in your code") costs every technique check of the notebook, so
 ``relu_module`` keeps only its share without its technique check too; nothing else may lose a
-point (the patch flips only Python ``False``s in answers, which no correct answer holds).
+point except ``deeper_claims``, the one correct answer that holds Python ``False``s (the patch
+flips them: the student's own forgery costs that exercise, as ``may_also_lose`` says).
 
 ``reference_finder`` (class 2): ``calc_grad`` and ``train_epoch`` are unimplemented stubs that,
 when called from a grader probe, look for a reference to run instead of doing the work: other
@@ -168,7 +169,8 @@ CASES = [
          "3: checks decided in the sandbox, forged by patching the runner through gc",
          answers={"flatten_images": FORGED_FLATTEN, "init_params": FORGED_INIT_PARAMS,
                   "linear1": FORGED_LINEAR1, "relu": FORGED_RELU},
-         deserves=WITHOUT_TECHNIQUE),
+         deserves=WITHOUT_TECHNIQUE,
+         may_also_lose={"deeper_claims": "the forged runner turns its two False claims into True"}),
     Case("a3_training_loop", "reference_finder",
          "2: stubs that look for the reference in the sandbox and call it",
          answers={"calc_grad": FINDER_CALC_GRAD, "train_epoch": FINDER_TRAIN_EPOCH},
