@@ -1263,7 +1263,7 @@ def _fill(_model, _seed):
     with _torch.no_grad():
         for _t in _model.state_dict().values():
             if _t.is_floating_point():
-                _u = _torch.rand(_t.shape, generator=_g, dtype=_torch.float64)
+                _u = _torch.rand(_t.shape, generator=_g, dtype=_t.dtype)
                 _scale = (3.0 / _t[0].numel()) ** 0.5 if _t.dim() >= 2 else None
                 _t.copy_((_u * 2 - 1) * _scale if _scale else _u + 0.5)
     return _model.eval()
