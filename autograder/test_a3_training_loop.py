@@ -1196,7 +1196,8 @@ def folder_case(rng):
                 name = f"{part}/{label}/{number}.png"
                 files.append(name)
                 images.append(rng.integers(0, 256, (side, side), dtype=np.uint8))
-                split.get(part, []).append(name)
+                if part in split:
+                    split[part].append(name)
     return dict(files=files, images=images, bs=bs, as_path=bool(rng.random() < 0.5)), classes, split
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,6 @@ class InProcessStudent(Student):
         self.shell.enable_gui = lambda gui=None: None
         self.ns = self.shell.user_ns
         self.cells = []
-        import os
         cwd = Path.cwd()
         # as in the sandbox (sandbox.env_args) and under nbgrader: cells that skip work when
         # graded (a3's ResNet-18 epoch) skip it here too
