@@ -14,7 +14,7 @@ c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # Course id and exchange folder: `mnistkit course init` writes them to .mnistkit/course.json
 # (not in git: they are this class's); until then "mnist-basics" and nbgrader's default exchange.
-from mnistkit.course import read_settings  # noqa: E402
+from mnistkit.course import VALIDATE_CELL_SECONDS, read_settings  # noqa: E402
 
 _settings = read_settings(c.CourseDirectory.root)
 c.CourseDirectory.course_id = _settings.course_id
@@ -29,8 +29,8 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.a
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 
 # Importing fastai takes 10-20 s and a training cell a few more; nbgrader's default is 30 s.
-c.ExecutePreprocessor.timeout = 180
-c.Execute.timeout = 180
+c.ExecutePreprocessor.timeout = VALIDATE_CELL_SECONDS   # the students' Validate has the same
+c.Execute.timeout = VALIDATE_CELL_SECONDS
 
 # Release: every student notebook gets a banner in students' words (its source and how to rebuild
 # it are in that cell's metadata) and a cell that makes NameErrors say which exercise to finish.

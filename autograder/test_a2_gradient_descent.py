@@ -32,7 +32,8 @@ import pytest
 import torch
 
 from mnistkit.grading import isolation, source_checks
-from mnistkit.grading.expect import Mismatch, as_tensor, check, expect_close, expect_kind
+from mnistkit.grading.expect import (Mismatch, as_tensor, check, expect_close, expect_kind,
+                                     expect_true_false)
 from solutions import a2_gradient_descent as ref
 
 ex = pytest.mark.exercise
@@ -588,11 +589,9 @@ def test_accuracy_slope_column_shape(student, rng):
 # --------------------------------------------------------------------------------------------
 # usable_as_loss (Q16, Q20, Q22)
 def _usable(student):
-    got = student.get("usable_as_loss")
-    check(isinstance(got, dict) and set(got) == set(ref.usable_as_loss)
-          and all(isinstance(v, bool) for v in got.values()),
-          "usable_as_loss should be a dict with the six given keys and True/False values")
-    return got
+    return expect_true_false(student.get("usable_as_loss"), ref.usable_as_loss,
+                             "usable_as_loss should be a dict with the six given keys and "
+                             "True/False values")
 
 
 @ex("usable_as_loss")

@@ -37,7 +37,7 @@ import torch
 
 from mnistkit.grading import isolation, source_checks
 from mnistkit.grading.expect import (Mismatch, as_tensor, check, expect_close, expect_equal,
-                                     expect_number, expect_shape, kind_of)
+                                     expect_number, expect_shape, expect_true_false, kind_of)
 from mnistkit.grading.isolation import Answers, Neutral
 from mnistkit.grading.student import NotPlainData
 from solutions import a3_training_loop as ref
@@ -1126,11 +1126,9 @@ def test_collapse_linear_bias(student, rng):
 
 # ================================================================================ deeper_claims
 def _claims(student):
-    got = student.get("deeper_claims")
-    check(isinstance(got, dict) and set(got) == set(ref.deeper_claims)
-          and all(isinstance(v, bool) for v in got.values()),
-          "deeper_claims should be the given dict with each claim set to True or False")
-    return got
+    return expect_true_false(student.get("deeper_claims"), ref.deeper_claims,
+                             "deeper_claims should be the given dict with each claim set to True "
+                             "or False")
 
 
 # Each check pairs a true claim with a false one: answers that are all True or all False score 0.
@@ -1405,30 +1403,34 @@ def counted(student, name, spec):
     return expect_number(got, f"{name}(model)", kinds="i")
 
 
+def expect_count(student, name, spec, message):
+    """``name(model)`` in the sandbox equals the reference's count for the same model (built
+    here from the same ``spec``)."""
+    want = getattr(ref, name)(reference_model(spec))
+    check(counted(student, name, spec) == want, message)
+
+
 @ex("count_parameters")
 def test_count_parameters_random_model(student, rng):
-    spec = random_spec(rng)
-    check(counted(student, "count_parameters", spec) == ref.count_parameters(reference_model(spec)),
-          "count_parameters(model) is not the number of numbers in the model's parameters, on a "
-          "random model of linear and convolutional layers (with and without biases, some nested)")
+    expect_count(student, "count_parameters", random_spec(rng),
+                 "count_parameters(model) is not the number of numbers in the model's parameters, "
+                 "on a random model of linear and convolutional layers (with and without biases, "
+                 "some nested)")
 
 
 @ex("count_parameters")
 def test_count_parameters_batch_norm(student, rng):
-    spec = random_spec(rng, batch_norm=True)
-    check(counted(student, "count_parameters", spec) == ref.count_parameters(reference_model(spec)),
-          "count_parameters(model) is wrong on a random model with batch norm layers (their "
-          "weight and bias are parameters; their running statistics are not)")
+    expect_count(student, "count_parameters", random_spec(rng, batch_norm=True),
+                 "count_parameters(model) is wrong on a random model with batch norm layers "
+                 "(their weight and bias are parameters; their running statistics are not)")
 
 
 # ================================================================================ count_weight_layers
 @ex("count_weight_layers")
 def test_count_weight_layers_random_model(student, rng):
-    spec = random_spec(rng, batch_norm=True)
-    check(counted(student, "count_weight_layers", spec)
-          == ref.count_weight_layers(reference_model(spec)),
-          "count_weight_layers(model) is wrong on a random model with nested nn.Sequential "
-          "blocks, batch norm, activations and pooling")
+    expect_count(student, "count_weight_layers", random_spec(rng, batch_norm=True),
+                 "count_weight_layers(model) is wrong on a random model with nested "
+                 "nn.Sequential blocks, batch norm, activations and pooling")
 
 
 @ex("count_weight_layers")

@@ -27,7 +27,9 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 
 class BenchError(Exception):
@@ -161,7 +163,7 @@ def run(device: str = "auto", epochs: int | None = None, seed: int = 0,
 CHAPTER_RESNET_ACCURACY = 0.9926
 
 
-def _sample_subset(sample: "Path", per_class: int, into: "Path") -> "Path":
+def _sample_subset(sample: Path, per_class: int, into: Path) -> Path:
     """A copy of mnist_sample's layout holding the first ``per_class`` images (by file name) of
     each class in train/ and valid/, as links to the originals: for quick runs of --resnet."""
     for split in ("train", "valid"):
@@ -179,9 +181,6 @@ def run_resnet(device: str = "auto", seed: int = 0, limit_train: int | None = No
     pretrained) trained with ``fit_one_cycle(1, 0.1)`` on mnist_sample, as the a3 notebook's
     locked epoch cell does. Prints a table and one JSON line (stdout), progress on stderr."""
     omp_wait_policy = _prefer_passive_openmp()
-    import tempfile
-    from pathlib import Path
-
     import torch
     from mnistkit import data
     from solutions import a3_training_loop as ref

@@ -39,7 +39,7 @@ INSTRUCTOR_LAB_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:cre
                           "@jupyter/nbgrader:course-list")
 HIDDEN_FROM_STUDENTS = INSTRUCTOR_LAB_PLUGINS + ("@jupyterlab/apputils-extension:announcements",)
 # Validate runs the whole notebook; importing fastai alone can take 10-20 s on a busy hub, and
-# nbgrader's default is 30 s per cell (the course's nbgrader_config.py has the same 180 s).
+# nbgrader's default is 30 s per cell. The course's nbgrader_config.py uses it too.
 VALIDATE_CELL_SECONDS = 180
 INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
                                 "nbgrader.server_extensions.course_list")

@@ -276,6 +276,15 @@ def grade_cell(nb, grade_id):
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
+def executed_a1(answers, folder, allow_errors=False):
+    """Assignment 1 released with ``answers`` into ``folder``, run top to bottom there."""
+    examples.with_answers(A1, answers, folder)
+    nb = nbformat.read(next(folder.glob("*.ipynb")), as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=allow_errors,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return nb
+
+
 @pytest.mark.slow
 def test_a1_with_stack_images_blank_says_to_finish_it(tmp_path, mnist_data_dir):
     """Assignment 1, `stack_images` left blank: does its self-check's NotImplementedError say
@@ -283,11 +292,8 @@ def test_a1_with_stack_images_blank_says_to_finish_it(tmp_path, mnist_data_dir):
     cause in a line or two, and does the reference run with no error and no hint output?"""
     from nbgrader.validator import Validator
     answers = examples.reference_answers(A1)
-    blank = examples.with_answers(A1, {k: v for k, v in answers.items() if k != "stack_images"},
-                                  tmp_path / "blank")
-    nb = nbformat.read(next(blank.glob("*.ipynb")), as_version=4)
-    NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(blank)}}).execute()
+    nb = executed_a1({k: v for k, v in answers.items() if k != "stack_images"},
+                     tmp_path / "blank", allow_errors=True)
     error, text = error_of(grade_cell(nb, "stack_images"))
     assert (error.ename, error.evalue) == ("NotImplementedError", "")
     assert ('Hint: `stack_images` is not written yet: its answer cell (section "2. A first idea: '
@@ -305,10 +311,7 @@ def test_a1_with_stack_images_blank_says_to_finish_it(tmp_path, mnist_data_dir):
         assert "exercise `stack_images`" in plain(validator._extract_error(cell)), cell.source
         assert_short(error_of(cell)[0])
 
-    full = examples.with_answers(A1, answers, tmp_path / "reference")
-    nb = nbformat.read(next(full.glob("*.ipynb")), as_version=4)
-    NotebookClient(nb, timeout=180, kernel_name="python3",
-                   resources={"metadata": {"path": str(full)}}).execute()
+    nb = executed_a1(answers, tmp_path / "reference")
     assert next(c for c in nb.cells if c.get("id") == HINTS_MARK).outputs == []
     assert [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"] == []
 

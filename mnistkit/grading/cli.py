@@ -20,13 +20,11 @@ from mnistkit.grading.results import clean_block, clean_line
 
 
 def grade(args) -> int:
-    from mnistkit.cli import KitError, UsageError
+    from mnistkit.cli import KitError
 
     course = run.Course.default()
     submission = Path(args.submission)
-    results_path = Path(args.results)
-    if not submission.is_dir():
-        raise UsageError(f"SUBMISSION_DIR {submission}: no such folder")
+    results_path = Path(args.results)   # both checked by mnistkit.cli before this is imported
     try:
         run.check_can_grade(args.assignment, course)
     except run.GradingUnavailable as exc:
@@ -64,14 +62,12 @@ def grade_class(args) -> int:
     Says first how many workers grade and why (cores, memory), or which cluster; records into
     nbgrader's gradebook when there is one (``gradebook_course``); exit 130 on Ctrl-C with every
     student graded so far saved."""
-    from mnistkit.cli import KitError, UsageError
+    from mnistkit.cli import KitError
     from mnistkit.grading import batch
 
     course = run.Course.default()
     say = lambda line: print(line, flush=True)   # noqa: E731
-    submitted, out = Path(args.submitted).absolute(), Path(args.out).absolute()
-    if not submitted.is_dir():   # before the workers line: nothing to grade
-        raise UsageError(f"SUBMITTED {args.submitted}: no such folder")
+    submitted, out = Path(args.submitted).absolute(), Path(args.out).absolute()   # checked
     where = gradebook_course(submitted, args.gradebook, args.no_gradebook)
     try:
         with _executor(args, course, say) as (executor, jobs):

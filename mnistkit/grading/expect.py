@@ -189,3 +189,11 @@ def expect_equal(value, reference, what: str, on: str = "") -> None:
     """Exact equality of plain data, types included (see ``_same_plain``)."""
     where = f" on {on}" if on else ""
     check(_same_plain(value, reference), f"{what} is not what was expected{where}")
+
+
+def expect_true_false(value, keys, message: str) -> dict:
+    """A True/False answer sheet: a dict with exactly ``keys`` (the reference's), each value a
+    Python bool; ``message`` says what was asked. Returns the dict for the checks that grade it."""
+    check(isinstance(value, dict) and set(value) == set(keys)
+          and all(isinstance(v, bool) for v in value.values()), message)
+    return value
