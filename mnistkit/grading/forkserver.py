@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import importlib
+import gc
 import json
 import os
 import shutil
@@ -260,6 +261,7 @@ def main(argv=None) -> int:
             importlib.import_module(module)
         except Exception as exc:
             print(f"forkserver: could not import {module}: {exc}", file=sys.stderr)
+    gc.freeze()   # the warm modules: never collected, so a notebook's collections skip them
     threads = len(os.listdir("/proc/self/task"))
     control.send(json.dumps({"status": "ready", "threads": threads}).encode())
     return serve_forks(control, wire)

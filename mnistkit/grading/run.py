@@ -297,6 +297,10 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
         cmd = [sys.executable, "-m", "pytest", str(course.module(assignment)),
                "-p", "mnistkit.grading.plugin", "-p", "no:cacheprovider",
                "-c", str(tmp / "pytest.ini"), "--rootdir", str(tmp), "-q", "--no-header",
+               # Python's own tracebacks in the instructor's log: pytest's long ones re-parse
+               # the test module and repr every argument of every frame (0.75 CPU-s a grading
+               # with failed checks); the student's feedback never uses them.
+               "--tb=native",
                "--notebook", str(Path(notebook).absolute()), "--grade-report", str(report_path),
                "--assignment", assignment, "--notebook-name", name,
                "--course-source", str(course.source)]

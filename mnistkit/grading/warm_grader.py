@@ -17,6 +17,7 @@ the pipe. ``MNISTKIT_WARM_START=0`` turns this off with the sandboxes' warm star
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -207,12 +208,28 @@ def _keeper(request: dict, fds: list[int]) -> None:
     os._exit(0)
 
 
+def _load_trusted_data() -> None:
+    """The shipped MNIST, read and verified once (0.25 CPU-s a grading for a1's and a4's hidden
+    tests): ``shipped_mnist`` caches it, and every fork inherits the cache. Kit data, not a
+    student's; a missing file is left for the grading itself to report."""
+    from mnistkit import data
+    try:
+        data.shipped_mnist()
+    except data.DataError:
+        pass
+
+
 def main(argv=None) -> int:
     _die_with_parent()   # the server dies with its owner
     control = socket.socket(fileno=int((argv or sys.argv[1:])[0]))
     import importlib
     for module in PRELOAD:
         importlib.import_module(module)
+    _load_trusted_data()
+    # Everything imported so far lives as long as the server: out of the collector's sight, a
+    # fork's collections (pytest runs five at its end) no longer walk torch's objects (about
+    # 0.2 CPU-s a grading), and the pages they sit on stay shared.
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # keepers are reaped by the kernel
     control.send(b"ready")
     while True:
