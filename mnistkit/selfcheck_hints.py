@@ -62,12 +62,12 @@ Why this design (and not another):
 """
 from __future__ import annotations
 
-import ast
 import copy
 import re
 
 from nbgrader.preprocessors import ClearMarkScheme, ClearSolutions, NbGraderPreprocessor
 
+from mnistkit.cell_names import scan
 from mnistkit.cells import locked_code
 
 HINTS_MARK = "mnistkit-error-hints"       # the cell's id, and a key in its metadata
@@ -195,124 +195,6 @@ def _install_error_hints(sections, cells, stars):
 
 
 # --- what a cell defines and needs -------------------------------------------------------------
-
-class _Scan(ast.NodeVisitor):
-    """Top-level names a cell binds (``defines``), names it reads before binding them
-    (``needs``), every name it reads anywhere (``mentions``), and its star imports."""
-
-    def __init__(self):
-        self.defines, self.needs, self.mentions, self.stars = [], [], set(), []
-
-    def _define(self, name):
-        if name not in self.defines:
-            self.defines.append(name)
-
-    def _need(self, name):
-        if name not in self.defines and name not in self.needs:
-            self.needs.append(name)
-
-    def visit_Name(self, node):
-        if isinstance(node.ctx, ast.Load):
-            self._need(node.id)
-        else:
-            self._define(node.id)
-
-    def visit_Assign(self, node):            # the value runs before the names are bound
-        self.visit(node.value)
-        for target in node.targets:
-            self.visit(target)
-
-    def visit_AnnAssign(self, node):
-        if node.value is not None:
-            self.visit(node.value)
-        self.visit(node.target)
-
-    def visit_AugAssign(self, node):
-        if isinstance(node.target, ast.Name):
-            self._need(node.target.id)
-        self.visit(node.value)
-        self.visit(node.target)
-
-    def visit_NamedExpr(self, node):
-        self.visit(node.value)
-        self.visit(node.target)
-
-    def visit_For(self, node):
-        self.visit(node.iter)
-        self.visit(node.target)
-        for stmt in node.body + node.orelse:
-            self.visit(stmt)
-
-    visit_AsyncFor = visit_For
-
-    def _signature(self, node):
-        for expr in node.decorator_list if hasattr(node, "decorator_list") else ():
-            self.visit(expr)
-        args = node.args
-        for expr in args.defaults + [d for d in args.kw_defaults if d is not None]:
-            self.visit(expr)
-
-    def visit_FunctionDef(self, node):       # the body runs when called, not here
-        self._signature(node)
-        self._define(node.name)
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_Lambda(self, node):
-        self._signature(node)
-
-    def visit_ClassDef(self, node):
-        for expr in node.decorator_list + node.bases + [k.value for k in node.keywords]:
-            self.visit(expr)
-        self._define(node.name)
-
-    def _comprehension(self, node):          # its loop variables are its own
-        inner = _Scan()
-        for generator in node.generators:    # the loops first, then what they produce
-            inner.visit(generator)
-        for part in (getattr(node, f, None) for f in ("elt", "key", "value")):
-            if part is not None:
-                inner.visit(part)
-        for name in inner.needs:
-            self._need(name)
-
-    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
-
-    def visit_Import(self, node):
-        for alias in node.names:
-            self._define(alias.asname or alias.name.split(".")[0])
-
-    def visit_ImportFrom(self, node):
-        for alias in node.names:
-            if alias.name == "*":
-                self.stars.append(node.module or "")
-            else:
-                self._define(alias.asname or alias.name)
-
-    def visit_ExceptHandler(self, node):
-        if node.type is not None:
-            self.visit(node.type)
-        if node.name:
-            self._define(node.name)
-        for stmt in node.body:
-            self.visit(stmt)
-
-
-def scan(source: str) -> _Scan:
-    """The names of one code cell (IPython syntax: magics are transformed first). A cell that
-    does not parse defines and needs nothing."""
-    from IPython.core.inputtransformer2 import TransformerManager
-    result = _Scan()
-    try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
-    except (SyntaxError, ValueError):
-        return result
-    for stmt in tree.body:
-        result.visit(stmt)
-    result.mentions = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
-                       and isinstance(n.ctx, ast.Load)}
-    return result
-
 
 # --- the table ---------------------------------------------------------------------------------
 

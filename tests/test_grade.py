@@ -312,3 +312,38 @@ def test_summary_fits_one_screen():
     text = results.summary()
     assert len(text.splitlines()) < 25 and max(map(len, text.splitlines())) <= 100
     assert "double_it" in text and "0 / 2" in text and "was not found" in text
+
+
+# --- what grading runs of a notebook ---------------------------------------------------------
+
+def _notebook_with(path, *cells):
+    from nbformat.v4 import new_notebook
+    nbformat.write(new_notebook(cells=list(cells)), str(path))
+    return path
+
+
+def test_demonstrations_and_self_checks_are_left_out_unless_an_answer_reads_them(tmp_path):
+    """Grading skips a demonstration (``demo-*``) or a self-check only while no cell that runs
+    reads what it binds, in that very notebook: a later cell as it runs, or a function of any
+    cell, which a hidden test may call after every cell has run."""
+    from mnistkit import cells
+    from mnistkit.grading.student import LEFT_OUT, InProcessStudent, cells_left_out
+    demo = cells.locked_code("demo-train", "trained = 'a trained model'\nprint(trained)")
+    check = cells.self_check("double", 1, "probe = double(2)\nassert probe == 4")
+    after = nbformat.v4.new_code_cell("shown = probe + 1")   # the chapter reads the check's name
+
+    def notebook(name, answer_body, *rest):
+        answer = cells.answer_code("double", f"def double(x):\n{answer_body}")
+        return _notebook_with(tmp_path / name, answer, check, *rest, demo)
+
+    chapter = notebook("chapter.ipynb", "    return 2 * x", after)
+    assert cells_left_out(chapter) == {3}                 # the demonstration; the check is read
+    student = InProcessStudent(chapter, workdir=tmp_path)
+    assert [c.status for c in student.cells] == ["ok", "ok", "ok", LEFT_OUT]
+    assert not student.has("trained") and student.get("shown") == 5
+    assert cells_left_out(notebook("alone.ipynb", "    return 2 * x")) == {1, 2}
+    # an answer that reads the demonstration's name, from a cell before it
+    assert cells_left_out(notebook("reads.ipynb", "    return 2 * x if trained else x")) == {1}
+    # a helper of the student's, defined before the check, that reads the check's name
+    helper = nbformat.v4.new_code_cell("def last_probe():\n    return probe")
+    assert cells_left_out(_notebook_with(tmp_path / "helper.ipynb", helper, check, demo)) == {2}

@@ -37,6 +37,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict, Float, Unicode
 
 from mnistkit.grading import preflight, run, submission
+from mnistkit.grading.student import LEFT_OUT
 from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, cap_lines,
                                       clean_block)
 
@@ -82,7 +83,7 @@ def write_results(nb, report: dict, notes: list[str] = ()) -> None:
                                        execution_count=None)]
             continue
         ran = runs.get(code_index)
-        if ran and ran["status"] != "ok":
+        if ran and ran["status"] not in ("ok", LEFT_OUT):
             cell.outputs = [_stdout(f"{HEADER}: when graded, this cell {_cell_line(ran)}\n")]
 
 

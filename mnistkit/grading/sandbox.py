@@ -55,9 +55,9 @@ from pathlib import Path
 from typing import Any
 
 from mnistkit.grading import wire, wire_audit
-from mnistkit.grading.student import (CellRun, NotDefined, NotPlainData, Student,
+from mnistkit.grading.student import (LEFT_OUT, CellRun, NotDefined, NotPlainData, Student,
                                       StudentCodeError, StudentCrashed, StudentTimeout,
-                                      SubmissionProblem, code_cells)
+                                      SubmissionProblem, cells_left_out, code_cells)
 
 GRADING = Path(__file__).resolve().parent
 TOOL_FILES = ("runner.py", "wire.py", "forkserver.py")   # stand-alone, bound in read-only
@@ -796,7 +796,8 @@ def _message(answer: dict, default: str) -> str:
 class SandboxStudent(Student):
     """The submission under grade, run in a bubblewrap sandbox (see the module docstring).
 
-    ``cells``: one CellRun per code cell (status ok | error | timeout | crashed | skipped).
+    ``cells``: one CellRun per code cell (status ok | error | timeout | crashed | skipped |
+    left out: ``student.cells_left_out``).
     ``outputs``: cell index -> the tail of what that cell printed (for diagnostics).
     ``restarts``: how many times the sandbox was restarted; ``start_seconds``: the first start.
     """
@@ -810,7 +811,8 @@ class SandboxStudent(Student):
         self.restarts = 0
         self.start_seconds = 0.0
         self._sources = code_cells(self.notebook_path)
-        self._skip: set[int] = set()
+        self._left_out = cells_left_out(self.notebook_path)   # never run, nor replayed
+        self._skip: set[int] = set(self._left_out)
         self._box: _Box | None = None
         self._boxes: list[_Box] = []     # every start, for ``resources``
         self.longest_request = 0.0       # seconds: a4's is the student's model training
@@ -973,6 +975,9 @@ class SandboxStudent(Student):
         except _Died as exc:
             self._give_up(str(exc))
         for index, (grade_id, _) in enumerate(self._sources):
+            if index in self._left_out:
+                self.cells.append(CellRun(index, grade_id, LEFT_OUT, 0.0))
+                continue
             if self._broken or self._out_of_time():
                 self.cells.append(CellRun(index, grade_id, "skipped", 0.0, self._broken or ""))
                 continue
