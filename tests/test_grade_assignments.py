@@ -19,7 +19,7 @@ import pytest
 from mnistkit import catalog, examples
 from mnistkit.grading import wire_audit
 from mnistkit.grading.run import grade_submission
-from mnistkit.grading.student import InProcessStudent
+from mnistkit.grading.student import DEMO_PREFIX, LEFT_OUT, InProcessStudent
 from mnistkit.paths import ROOT
 
 from .conftest import TIMINGS
@@ -92,6 +92,11 @@ def test_reference_earns_full_marks(assignment, tmp_path, mnist_data_dir):
     short = {ex_id: (scores.get(ex_id), pts) for ex_id, pts in auto_points(assignment).items()
              if scores.get(ex_id) != pts}
     assert short == {}, {ex_id: failed_checks(results, ex_id) for ex_id in short}
+    # every cell ran cleanly, but the demonstrations and self-checks grading leaves out
+    cells = [cell for report in results.notebooks for cell in report["cells"]]
+    assert [c for c in cells if c["status"] not in ("ok", LEFT_OUT)] == []
+    assert [c["grade_id"] for c in cells if str(c["grade_id"]).startswith(DEMO_PREFIX)
+            and c["status"] != LEFT_OUT] == []
     # a check that raises on the reference's values is a kit bug (students would see it as a
     # plain failure with a neutral reason, and the instructor a warning)
     assert results.warnings == [], results.warnings

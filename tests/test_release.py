@@ -8,6 +8,7 @@ import pytest
 from mnistkit import catalog
 from mnistkit.paths import RELEASE, SOURCE
 from mnistkit.release_banner import BANNER_MARK, FEEDBACK_TEXT, FeedbackBanner
+from mnistkit.grading.student import DEMO_PREFIX, cells_left_out
 from mnistkit.selfcheck_hints import HINTS_MARK
 
 from .conftest import run_mnistkit
@@ -120,3 +121,18 @@ def test_release_has_no_outputs(path):
     """Are outputs cleared, so no computed answer ships in a student notebook?"""
     nb = nbformat.read(RELEASE / path.parent.name / path.name, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_demonstrations_are_locked_and_left_out_when_the_reference_is_graded(path):
+    """Grading skips the chapter's demonstrations (``student.cells_left_out``) only while no cell
+    still run reads what they bind: with the reference's answers, every one of them must be
+    skipped, or the notebook's grading time is not what the benchmark reports. Locked, so what
+    is skipped is the release's code."""
+    code = [c for c in catalog.read_cells(path) if c["cell_type"] == "code"]
+    demos = {i: c["metadata"]["nbgrader"] for i, c in enumerate(code)
+             if str(c["metadata"].get("nbgrader", {}).get("grade_id", "")).startswith(DEMO_PREFIX)}
+    assert [m["grade_id"] for m in demos.values()
+            if not (m.get("locked") and not m.get("grade") and not m.get("solution"))] == []
+    left_out = cells_left_out(path)
+    assert {demos[i]["grade_id"] for i in demos.keys() - left_out} == set()
