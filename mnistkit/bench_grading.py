@@ -9,6 +9,9 @@ examples: reference, half right, reference, untouched) is graded with ``grade-cl
   this process, because bubblewrap's children never reach ``getrusage`` (``cpu_source`` says
   which way it was measured; without a cgroup only this process and its reaped children count).
 - ``wall_s_jobs1``, ``wall_s_jobs2``, ``speedup``: the whole class, wall-clock seconds.
+- ``cpu_ceiling_speedup``: how much faster two plain CPU-bound processes finish together than
+  one after the other here, measured before the class: the most two workers can gain on this
+  machine (two vCPUs that share a core or a host give less than 2).
 - ``peak_pss_mb``: the largest proportional set size of the whole tree (sampled every 0.5 s)
   while one student was graded at a time: what a worker needs; ``peak_pss_mb_jobs2`` for two.
 - ``class100_minutes``: 100 students x 4 assignments at the two-worker throughput measured
@@ -107,6 +110,25 @@ class _Collect:
         self.results[student] = results
 
 
+# A fixed amount of pure-Python work (about 2 s here): no I/O, no threads, no memory to speak of.
+_SPIN = "x = 0\nfor i in range(25_000_000):\n    x += i\n"
+
+
+def cpu_ceiling() -> float:
+    """Two-process speed-up of plain CPU-bound work on this machine: the same loop run once,
+    then twice at the same time (2 x one / both)."""
+    import subprocess
+
+    def spin(n: int) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(n)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - start
+    one = spin(1)
+    return round(2 * one / spin(2), 2)
+
+
 def make_class(root: Path, assignments: list[str], students: int) -> Path:
     from mnistkit import examples
     submitted = root / "submitted"
@@ -165,6 +187,7 @@ def run(students: int = 20, assignments: list[str] | None = None) -> dict:
     course = grading.Course.default()
     assignments = assignments or course.assignments()
     load = os.getloadavg()
+    ceiling = cpu_ceiling()
     meter = TreeMeter()
     try:
         with tempfile.TemporaryDirectory(prefix="mnistkit-bench-grading-") as tmp:
@@ -189,7 +212,7 @@ def run(students: int = 20, assignments: list[str] | None = None) -> dict:
         "wall_s_per_notebook_jobs1": {a: round(one["wall"][a] / max(len(one["results"][a]), 1), 2)
                                       for a in assignments},
         "wall_s_jobs1": round(wall1, 1), "wall_s_jobs2": round(wall2, 1),
-        "speedup": round(wall1 / wall2, 2) if wall2 else None,
+        "speedup": round(wall1 / wall2, 2) if wall2 else None, "cpu_ceiling_speedup": ceiling,
         "peak_pss_mb": round(one["peak"] / 2**20), "peak_pss_mb_jobs2": round(two["peak"] / 2**20),
         "class100_minutes": round(class100 / 60, 1),
         "cpu_source": meter.source, "cpus": os.cpu_count(),
@@ -210,7 +233,8 @@ def print_report(figures: dict) -> None:
         print(f"{a:<24}{figures['cpu_s_per_notebook'][a]:>18.2f}"
               f"{figures['wall_s_per_notebook_jobs1'][a]:>19.2f}")
     print(f"class: {figures['wall_s_jobs1']:.0f} s with 1 worker, {figures['wall_s_jobs2']:.0f} s "
-          f"with 2 ({figures['speedup']}x); peak PSS {figures['peak_pss_mb']} MB "
+          f"with 2 ({figures['speedup']}x; two plain CPU-bound processes: "
+          f"{figures['cpu_ceiling_speedup']}x); peak PSS {figures['peak_pss_mb']} MB "
           f"(two workers {figures['peak_pss_mb_jobs2']} MB); 100 students x 4 assignments "
           f"~ {figures['class100_minutes']} min")
     print(json.dumps(figures))

@@ -180,8 +180,9 @@ def test_grading_bench_prints_its_figures_last():
                         "a1_pixel_similarity", check=True, timeout=900)
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("cpu_s_per_notebook", "wall_s_jobs1", "wall_s_jobs2", "speedup", "peak_pss_mb",
-                "class100_minutes", "load_avg", "cpu_source"):
+                "class100_minutes", "load_avg", "cpu_source", "cpu_ceiling_speedup"):
         assert key in figures, key
+    assert 0.5 < figures["cpu_ceiling_speedup"] <= 2.2   # two processes, timed: never 3x
     assert figures["assignments"] == ["a1_pixel_similarity"] and figures["students"] == 2
     assert figures["cpu_s_per_notebook"]["a1_pixel_similarity"] > 0
     assert figures["peak_pss_mb"] > 100          # torch alone is more than that
