@@ -56,14 +56,14 @@ def test_resnet_epoch_cell_trains_only_when_a_student_runs_it(graded, monkeypatc
     """Does a3's locked epoch cell train one epoch at lr 0.1 when a student runs the notebook,
     and skip it (saying so) when nbgrader's autograde or Validate, or the kit's grader, runs it?"""
     nb = nbformat.read(SOURCE / "a3_training_loop" / "training_loop.ipynb", as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup-resnet-epoch")
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "demo-resnet-epoch")
     assert cell.metadata["nbgrader"]["locked"], "students must not be able to change the skip"
     if graded is None:
         monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     else:
         monkeypatch.setenv("NBGRADER_EXECUTION", graded)
     learn = FakeLearner()
-    exec(compile(cell.source, "setup-resnet-epoch", "exec"), {"learn": learn})
+    exec(compile(cell.source, "demo-resnet-epoch", "exec"), {"learn": learn})
     printed = capsys.readouterr().out
     if graded is None:
         assert learn.calls == [((1, 0.1), {})] and "validation accuracy 0.9900" in printed
