@@ -134,7 +134,7 @@ COMPREHENSIONS = {"listcomp", "setcomp", "dictcomp", "genexpr"}   # run where th
 
 def reads(source: str) -> tuple[set[str], set[str]]:
     """The names the cell takes from the notebook's namespace: ``(now, later)``. ``now``: read
-    as the cell runs, before it binds them (``scan``'s needs). ``later``: read by the functions
+    as the cell runs, before it binds them (``scan``'s needs, and class bodies'). ``later``: read by the functions
     and lambdas it defines (``symtable``: names those scopes look up globally), whenever they are
     called, after any cell, as hidden tests call a student's functions at the end."""
     from IPython.core.inputtransformer2 import TransformerManager
@@ -146,8 +146,11 @@ def reads(source: str) -> tuple[set[str], set[str]]:
     scopes = list(table.get_children())
     while scopes:
         scope = scopes.pop()
+        looked_up = {s.get_name() for s in scope.get_symbols()
+                     if s.is_referenced() and s.is_global()}
         if scope.get_type() == "function" and scope.get_name() not in COMPREHENSIONS:
-            later |= {s.get_name() for s in scope.get_symbols()
-                      if s.is_referenced() and s.is_global()}
+            later |= looked_up
+        else:   # a class body or a comprehension runs where it stands
+            now |= looked_up
         scopes += scope.get_children()
     return now, later

@@ -194,8 +194,6 @@ def _install_error_hints(sections, cells, stars):
 '''
 
 
-# --- what a cell defines and needs -------------------------------------------------------------
-
 # --- the table ---------------------------------------------------------------------------------
 
 def _role(cell) -> tuple[str, str]:
