@@ -1,7 +1,7 @@
 """The names a notebook cell binds and the names it reads, from its syntax alone.
 
 Two users: the release's error hints (``selfcheck_hints``: which cell makes a missing name) and
-grading (``grading.student.cells_left_out``: a demonstration or a self-check is skipped only
+grading (``grading.left_out.cells_left_out``: a demonstration or a self-check is skipped only
 when no cell still run reads what it binds). Plain ``ast`` and ``symtable`` after IPython's own
 transformation of magics; no nbgrader, so the grader imports it cheaply.
 """

@@ -327,7 +327,8 @@ def test_demonstrations_and_self_checks_are_left_out_unless_an_answer_reads_them
     reads what it binds, in that very notebook: a later cell as it runs, or a function of any
     cell, which a hidden test may call after every cell has run."""
     from mnistkit import cells
-    from mnistkit.grading.student import LEFT_OUT, InProcessStudent, cells_left_out
+    from mnistkit.grading.left_out import LEFT_OUT, cells_left_out
+    from mnistkit.grading.student import InProcessStudent
     demo = cells.locked_code("demo-train", "trained = 'a trained model'\nprint(trained)")
     check = cells.self_check("double", 1, "probe = double(2)\nassert probe == 4")
     after = nbformat.v4.new_code_cell("shown = probe + 1")   # the chapter reads the check's name

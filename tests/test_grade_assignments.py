@@ -19,7 +19,8 @@ import pytest
 from mnistkit import catalog, examples
 from mnistkit.grading import wire_audit
 from mnistkit.grading.run import grade_submission
-from mnistkit.grading.student import DEMO_PREFIX, LEFT_OUT, InProcessStudent
+from mnistkit.grading.left_out import DEMO_PREFIX, LEFT_OUT
+from mnistkit.grading.student import InProcessStudent
 from mnistkit.paths import ROOT
 
 from .conftest import TIMINGS

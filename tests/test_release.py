@@ -8,7 +8,7 @@ import pytest
 from mnistkit import catalog
 from mnistkit.paths import RELEASE, SOURCE
 from mnistkit.release_banner import BANNER_MARK, FEEDBACK_TEXT, FeedbackBanner
-from mnistkit.grading.student import DEMO_PREFIX, cells_left_out
+from mnistkit.grading.left_out import DEMO_PREFIX, cells_left_out
 from mnistkit.selfcheck_hints import HINTS_MARK
 
 from .conftest import run_mnistkit
@@ -125,7 +125,7 @@ def test_release_has_no_outputs(path):
 
 @pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
 def test_demonstrations_are_locked_and_left_out_when_the_reference_is_graded(path):
-    """Grading skips the chapter's demonstrations (``student.cells_left_out``) only while no cell
+    """Grading skips the chapter's demonstrations (``left_out.cells_left_out``) only while no cell
     still run reads what they bind: with the reference's answers, every one of them must be
     skipped, or the notebook's grading time is not what the benchmark reports. Locked, so what
     is skipped is the release's code."""

@@ -37,7 +37,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict, Float, Unicode
 
 from mnistkit.grading import preflight, run, submission
-from mnistkit.grading.student import LEFT_OUT
+from mnistkit.grading.left_out import LEFT_OUT
 from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, cap_lines,
                                       clean_block)
 

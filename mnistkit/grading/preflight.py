@@ -46,7 +46,7 @@ from collections import Counter
 from pathlib import Path
 
 from mnistkit.grading.run import Course, GradingUnavailable, unsafe_in_process
-from mnistkit.grading.student import LEFT_OUT
+from mnistkit.grading.left_out import LEFT_OUT
 
 URL_DATASETS = {"MNIST_SAMPLE": "mnist_sample", "MNIST": "mnist_png"}   # URLs.X -> folder
 _URL = re.compile(r"\bURLs\.(MNIST_SAMPLE|MNIST)\b")

@@ -29,7 +29,7 @@ from typing import Callable
 
 from mnistkit import catalog
 from mnistkit.grading import submission
-from mnistkit.grading.student import LEFT_OUT
+from mnistkit.grading.left_out import LEFT_OUT
 from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, Results,
                                       cap_lines, clean_line)
 from mnistkit.paths import AUTOGRADER, RELEASE, ROOT, SOURCE

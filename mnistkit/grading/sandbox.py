@@ -55,9 +55,10 @@ from pathlib import Path
 from typing import Any
 
 from mnistkit.grading import wire, wire_audit
-from mnistkit.grading.student import (LEFT_OUT, CellRun, NotDefined, NotPlainData, Student,
+from mnistkit.grading.left_out import LEFT_OUT, cells_left_out
+from mnistkit.grading.student import (CellRun, NotDefined, NotPlainData, Student,
                                       StudentCodeError, StudentCrashed, StudentTimeout,
-                                      SubmissionProblem, cells_left_out, code_cells)
+                                      SubmissionProblem, code_cells)
 
 GRADING = Path(__file__).resolve().parent
 TOOL_FILES = ("runner.py", "wire.py", "forkserver.py")   # stand-alone, bound in read-only
@@ -797,7 +798,7 @@ class SandboxStudent(Student):
     """The submission under grade, run in a bubblewrap sandbox (see the module docstring).
 
     ``cells``: one CellRun per code cell (status ok | error | timeout | crashed | skipped |
-    left out: ``student.cells_left_out``).
+    left out: ``left_out.cells_left_out``).
     ``outputs``: cell index -> the tail of what that cell printed (for diagnostics).
     ``restarts``: how many times the sandbox was restarted; ``start_seconds``: the first start.
     """
