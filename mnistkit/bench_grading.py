@@ -12,7 +12,8 @@ examples: reference, half right, reference, untouched) is graded with ``grade-cl
 - ``wall_s_jobs1``, ``wall_s_jobs2``, ``speedup``: the whole class, wall-clock seconds.
 - ``cpu_ceiling_speedup``: how much faster two plain CPU-bound processes finish together than
   one after the other here, measured before the class: the most two workers can gain on this
-  machine (two vCPUs that share a core or a host give less than 2).
+  machine (two vCPUs that share a core or a host give less than 2; on a machine busy with other
+  work, more than 2 means the lone run was competing too).
 - ``peak_pss_mb``: the largest proportional set size of the whole tree (sampled every 0.5 s)
   while one student was graded at a time: what a worker needs; ``peak_pss_mb_jobs2`` for two.
 - ``class100_minutes``: 100 students x 4 assignments at the two-worker throughput measured
