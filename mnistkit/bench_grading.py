@@ -6,9 +6,10 @@ examples: reference, half right, reference, untouched) is graded with ``grade-cl
 
 - ``cpu_s_per_notebook``: CPU seconds of the whole process tree (grader, warm servers and every
   sandbox) per notebook, with one worker, per assignment (each assignment is one grade-class
-  run, which starts its warm servers: with 20 students, about 0.5 s of each notebook's share). Measured with a cpuacct cgroup around
-  this process, because bubblewrap's children never reach ``getrusage`` (``cpu_source`` says
-  which way it was measured; without a cgroup only this process and its reaped children count).
+  run, which starts its warm servers: with 20 students, about 0.5 s of each notebook's share).
+  Measured with a cpuacct cgroup around this process, because bubblewrap's children never reach
+  ``getrusage`` (``cpu_source`` says which way it was measured; without a cgroup only this
+  process and its reaped children count).
 - ``wall_s_jobs1``, ``wall_s_jobs2``, ``speedup``: the whole class, wall-clock seconds.
 - ``cpu_ceiling_speedup``: how much faster two plain CPU-bound processes finish together than
   one after the other here, measured before the class: the most two workers can gain on this

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import importlib
 import gc
+import importlib
 import json
 import os
 import shutil

@@ -37,7 +37,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict, Float, Unicode
 
 from mnistkit.grading import preflight, run, submission
-from mnistkit.grading.left_out import LEFT_OUT
+from mnistkit.grading.left_out import ran_as_designed
 from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, cap_lines,
                                       clean_block)
 
@@ -83,7 +83,7 @@ def write_results(nb, report: dict, notes: list[str] = ()) -> None:
                                        execution_count=None)]
             continue
         ran = runs.get(code_index)
-        if ran and ran["status"] not in ("ok", LEFT_OUT):
+        if ran and not ran_as_designed(ran["status"]):
             cell.outputs = [_stdout(f"{HEADER}: when graded, this cell {_cell_line(ran)}\n")]
 
 

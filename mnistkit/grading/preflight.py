@@ -45,8 +45,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from mnistkit.grading.left_out import ran_as_designed
 from mnistkit.grading.run import Course, GradingUnavailable, unsafe_in_process
-from mnistkit.grading.left_out import LEFT_OUT
 
 URL_DATASETS = {"MNIST_SAMPLE": "mnist_sample", "MNIST": "mnist_png"}   # URLs.X -> folder
 _URL = re.compile(r"\bURLs\.(MNIST_SAMPLE|MNIST)\b")
@@ -342,7 +342,7 @@ def start_failure(report: dict) -> str | None:
 def _troubled(report: dict) -> bool:
     if not report.get("graded", True) or report.get("problems"):
         return True
-    if any(cell.get("status") not in ("ok", LEFT_OUT) for cell in report.get("cells", [])):
+    if any(not ran_as_designed(cell.get("status")) for cell in report.get("cells", [])):
         return True
     return any(check.get("status") != "passed" for entry in report.get("exercises", {}).values()
                for check in entry.get("checks", []))

@@ -29,7 +29,7 @@ from typing import Callable
 
 from mnistkit import catalog
 from mnistkit.grading import submission
-from mnistkit.grading.left_out import LEFT_OUT
+from mnistkit.grading.left_out import ran_as_designed
 from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, Results,
                                       cap_lines, clean_line)
 from mnistkit.paths import AUTOGRADER, RELEASE, ROOT, SOURCE
@@ -172,7 +172,7 @@ def failed_report(assignment: str, notebook_name: str, reason: str,
 
 def _cell_line(cell: dict) -> str:
     what = {"error": "raised", "timeout": "timed out", "crashed": "crashed the kernel",
-            "skipped": "was not run", LEFT_OUT: "is not run when graded"}.get(cell["status"], cell["status"])
+            "skipped": "was not run"}.get(cell["status"], cell["status"])
     message = f": {clean_line(cell['message'])}" if cell.get("message") else ""
     return f"{what}{message}"
 
@@ -209,7 +209,7 @@ def finish_report(report: dict) -> dict:
     report.setdefault("warnings", [])
     for cell in cells:
         gid = cell.get("grade_id") or ""
-        if cell["status"] not in ("ok", LEFT_OUT) and not gid.endswith("-answer"):
+        if not ran_as_designed(cell["status"]) and not gid.endswith("-answer"):
             name = f"cell {gid!r}" if gid else "one of your own cells"
             notes.append(f"code cell {cell['index'] + 1} ({name}) {_cell_line(cell)}")
     report["notes"] = cap_lines(notes, NOTE_LINES)
