@@ -132,13 +132,14 @@ def scan(source: str) -> _Scan:
 COMPREHENSIONS = {"listcomp", "setcomp", "dictcomp", "genexpr"}   # run where they stand
 
 
-def reads(source: str) -> tuple[set[str], set[str]]:
+def reads(source: str, scanned: _Scan | None = None) -> tuple[set[str], set[str]]:
     """The names the cell takes from the notebook's namespace: ``(now, later)``. ``now``: read
     as the cell runs, before it binds them (``scan``'s needs, and class bodies'). ``later``: read by the functions
     and lambdas it defines (``symtable``: names those scopes look up globally), whenever they are
-    called, after any cell, as hidden tests call a student's functions at the end."""
+    called, after any cell, as hidden tests call a student's functions at the end. ``scanned``:
+    the cell's ``scan``, when the caller has it already."""
     from IPython.core.inputtransformer2 import TransformerManager
-    now, later = set(scan(source).needs), set()
+    now, later = set((scanned or scan(source)).needs), set()
     try:
         table = symtable.symtable(TransformerManager().transform_cell(source), "<cell>", "exec")
     except (SyntaxError, ValueError):

@@ -44,7 +44,8 @@ def cells_left_out(notebook_path: Path) -> set[int]:
     the grader, from the notebook the grader cleaned; metadata a student adds can only leave
     their own code unrun. (A name reached only through ``globals()`` or ``eval`` is not seen.)"""
     code = [c for c in read_cells(notebook_path) if c["cell_type"] == "code"]
-    names = [(scan(c["source"]).defines, *reads(c["source"])) for c in code]
+    scans = [scan(c["source"]) for c in code]
+    names = [(s.defines, *reads(c["source"], s)) for c, s in zip(code, scans)]
     # names read by the cells after this one that run, and by every function that stays defined
     needed = set().union(*(later for cell, (_, _, later) in zip(code, names)
                            if not may_be_left_out(cell)))
