@@ -43,6 +43,9 @@ from mnistkit.grading.student import NotPlainData
 from solutions import a3_training_loop as ref
 
 ex = pytest.mark.exercise
+# Exercises whose code the grader reads (their technique): before each of their checks, the
+# code it read is defined again in the student's namespace (plugin.rebind_read_code).
+CODE_READ = {"flatten_images", "init_params", "linear1", "relu", "relu_module"}
 
 
 def randn(rng, *shape, scale=1.0):

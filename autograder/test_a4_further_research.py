@@ -52,6 +52,9 @@ from mnistkit.grading.student import NotDefined
 from solutions import a4_further_research as ref
 
 CLAIM = 0.1     # weight of a check resting on what the sandbox reports about the student's code
+# Exercises whose code the grader reads (their technique): before each of their checks, the
+# code it read is defined again in the student's namespace (plugin.rebind_read_code).
+CODE_READ = {"softmax", "cross_entropy", "nearest_mean"}
 
 
 def rand(rng, *shape, scale=1.0):

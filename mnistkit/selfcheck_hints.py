@@ -258,13 +258,34 @@ def hint_table(full_nb, public_nb) -> tuple[list[str], list[tuple], list[tuple]]
     return [sections[i] for i in used], cells, stars
 
 
+# What the self-check of an exercise whose code the grader reads calls last: the grader's own
+# rules, shipped with the assignment as grader_reads.py (mnistkit build), say whether it can read
+# the answer. Graded, it does nothing (the grader reads the code itself, and the sandbox has no
+# such file); a folder without the file gets a note, not an error.
+GRADER_CAN_READ = '''\
+
+
+def _grader_can_read(name):
+    import os
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        return
+    try:
+        import grader_reads
+    except ImportError:
+        print("(grader_reads.py, which came with this assignment, is not in this folder: this "
+              "self-check cannot tell whether the grader can read your code)")
+        return
+    grader_reads.check(name, In)
+'''
+
+
 def hint_cell_source(sections, cells, stars) -> str:
     rows = "".join(f"        {row!r},\n" for row in cells)
     titles = "".join(f"        {title!r},\n" for title in sections)
     return (HEADER + RUNTIME + "\n\n_install_error_hints(\n"
             f"    sections=[\n{titles}    ],\n"
             f"    cells=[  # kind, exercise or first line, section, defines, needs\n{rows}    ],\n"
-            f"    stars={stars!r},\n)\ndel _install_error_hints\n")
+            f"    stars={stars!r},\n)\ndel _install_error_hints\n" + GRADER_CAN_READ)
 
 
 class AddErrorHints(NbGraderPreprocessor):

@@ -5,12 +5,14 @@ Mutants are graded in two batches per assignment (every other exercise mutated a
 exercise is seen both mutated (must lose points) and untouched next to mutated neighbours (must
 keep full points): four sandboxed gradings per assignment instead of one per mutant.
 """
+import ast
 import contextlib
 import importlib
 import inspect
 import json
 import os
 import time
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -54,14 +56,36 @@ def audited_wire(log):
             os.environ[wire_audit.VARIABLE] = old
 
 
-def reference_code_sent(log) -> list[str]:
+def own_statements(folder) -> set[str]:
+    """Every top-level statement of the submitted notebooks' code cells, as syntax trees."""
+    from mnistkit.catalog import read_cells
+    from mnistkit.grading.source_checks import parse_cell
+    found = set()
+    for path in Path(folder).rglob("*.ipynb"):
+        for cell in read_cells(path):
+            tree = parse_cell(cell["source"]) if cell["cell_type"] == "code" else None
+            found |= {ast.dump(statement) for statement in getattr(tree, "body", [])}
+    return found
+
+
+def reference_code_sent(log, folder=None) -> list[str]:
     """Lines of solutions/*.py found in what the grader sent, other than the notebook's own
-    cells (a student's cells are theirs: the reference submission's hold the reference)."""
+    cells (a student's cells are theirs: the reference submission's hold the reference). A
+    ``rebind`` carries the student's own definitions back: each of its statements must be one
+    of the submitted notebook's (``folder``), else it is flagged whole."""
     lines, found = reference_lines(), []
     requests = [json.loads(row) for row in log.read_text().splitlines()]
     assert requests, "the wire audit recorded nothing: grading did not go through the sandbox"
+    own = None
     for request in requests:
         if request["op"] == "cell":
+            continue
+        if request["op"] == "rebind":
+            own = own_statements(folder) if own is None and folder is not None else own or set()
+            sent = [s for s in request["strings"] if s not in ("rebind",)]
+            strangers = [ast.dump(st) for text in sent if "\n" in text or "def " in text
+                         for st in ast.parse(text).body if ast.dump(st) not in own]
+            found += [f"rebind: {len(strangers)} statement(s) not in the notebook"] if strangers else []
             continue
         for text in request["strings"]:
             found += [f"{request['op']}: {line}" for line in lines if line in text]
@@ -76,7 +100,7 @@ def grade(folder, assignment, label):
         results = grade_submission(folder, assignment)
     TIMINGS[f"grade {assignment} ({label})"] = time.perf_counter() - start
     assert results.problems == [], results.problems   # kit problems: missing or broken checks
-    assert reference_code_sent(log) == []
+    assert reference_code_sent(log, folder) == []
     return results
 
 
@@ -140,6 +164,14 @@ def test_the_wire_audit_finds_reference_code(tmp_path):
     with log.open("a") as f:
         f.write(json.dumps({"op": "run", "strings": ["code", f"x = 1\n    {line}\n"]}) + "\n")
     assert reference_code_sent(log) == [f"run: {line}"]
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def f(x):\n    return x + 1\n")])
+    nbformat.write(nb, folder / "nb.ipynb")
+    log.write_text(json.dumps({"op": "rebind", "strings": ["rebind", "def f(x):\n    return x + 1\n"]}) + "\n")
+    assert reference_code_sent(log, folder) == []
+    log.write_text(json.dumps({"op": "rebind", "strings": ["rebind", "def f(x):\n    return x + 2\n"]}) + "\n")
+    assert reference_code_sent(log, folder) == ["rebind: 1 statement(s) not in the notebook"]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ The release's error-hint cell (mnistkit/selfcheck_hints.py) runs in a real Jupyt
 import ast
 import copy
 import re
+import shutil
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from nbgrader.preprocessors import ClearSolutions, ComputeChecksums
 
 from mnistkit import cells, examples
 from mnistkit.paths import RELEASE
-from mnistkit.selfcheck_hints import HINTS_MARK, AddErrorHints, scan
+from mnistkit.selfcheck_hints import HINTS_GRADE_ID, HINTS_MARK, AddErrorHints, scan
 
 A1 = "a1_pixel_similarity"
 
@@ -255,21 +256,23 @@ def test_release_hint_tables_name_only_what_students_can_see():
         assert names and {n for n in names if n not in rest} == set(), path.name
 
 
-def test_hint_cell_costs_no_technique_point():
-    """Does the hint cell never cost an answer a technique point? The grader's technique checks
-    read every cell without a grade id as the student's (a first, unlocked version's `getattr`
-    and `import sys` cost 28 -> 26.9 on the a1 reference): it is locked, and its code has
-    nothing those checks flag even where it loses its lock (an old gradebook)."""
+def test_hint_cell_costs_no_technique_point(tmp_path):
+    """Does the hint cell never cost an answer a technique point? It reaches the kernel's
+    namespace (`get_ipython`, frames), which the technique checks count against every answer
+    in the student's cells: it is a locked cell of the kit's, which they never count."""
+    from mnistkit import examples
     from mnistkit.grading import source_checks
     path = RELEASE / A1 / "pixel_similarity.ipynb"
     nb = nbformat.read(path, as_version=4)
     hint = next(c for c in nb.cells if c.get("id") == HINTS_MARK)
-    assert hint.metadata.nbgrader.locked
-    tree = source_checks.parse_cell(hint.source)
-    assert source_checks.evasions(source_checks.FunctionCode("cell", {"cell": tree},
-                                                             hint.source)) == []
+    assert hint.metadata.nbgrader.locked and hint.metadata.nbgrader.grade_id == HINTS_GRADE_ID
+    assert source_checks.suspects(source_checks.Notebook.read([(None, hint.source)])), \
+        "the hint cell reaches the namespace: only its being the kit's keeps it from counting"
+    examples.fill_answers(nb, examples.reference_answers(A1))
+    filled = tmp_path / "filled.ipynb"
+    nbformat.write(nb, filled)
     for exercise in ("odd_doubled", "mnist_distance"):
-        assert source_checks._cell_evasions(path, exercise) == [], exercise
+        assert source_checks.evasions(source_checks.function_code(filled, exercise)) == [], exercise
 
 
 def grade_cell(nb, grade_id):
@@ -329,3 +332,33 @@ def test_nbgrader_validate_still_reports_the_failure(tmp_path):
     assert "VALIDATION FAILED" in out, out
     assert "NameError: name 'make_list' is not defined" in out
     assert "your answer to exercise `make_list`" in out
+
+
+@pytest.mark.parametrize("added,says", [
+    ("", "mnist_distance: the grader can read your code"),
+    ("run = exec\n", "the grader cannot read mnist_distance's code: `exec` (in a cell you added)"),
+    ("mnist_distance = (lambda f: f)(lambda a, b: (a - b).abs().mean((-1, -2)))\n",
+     "`mnist_distance` is last bound by a computed value"),
+])
+def test_a_technique_self_check_says_when_the_grader_cannot_read_the_answer(tmp_path, added, says):
+    """Before handing in (JupyterLab, Validate): does mnist_distance's self-check pass and say
+    the grader can read the answer, or fail saying why not, by the grader's own rules
+    (``grader_reads.py``, shipped with the assignment), never counting the kit's cells?"""
+    release = RELEASE / A1
+    nb = nbformat.read(release / "pixel_similarity.ipynb", as_version=4)
+    hint = next(c for c in nb.cells if c.get("id") == HINTS_MARK)
+    check = grade_cell(nb, "mnist_distance").source
+    line = next(ln for ln in check.splitlines() if "_grader_can_read" in ln)
+    cells = [hint.source, "import torch\ndef mnist_distance(a, b):\n    return (a - b).abs().mean((-1, -2))\n"]
+    cells += [added] if added else []
+    cells.append(line)
+    shutil.copyfile(release / "grader_reads.py", tmp_path / "grader_reads.py")
+    run = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(run, timeout=60, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    last = run.cells[-1]
+    text = plain("".join(o.get("text", "") for o in last.outputs) +
+                 "\n".join("\n".join(o.traceback) for o in last.outputs if o.output_type == "error"))
+    assert says in text, text
+    failed = [o for c in run.cells for o in c.outputs if o.output_type == "error"]
+    assert len(failed) == (0 if says.endswith("can read your code") else 1), failed

@@ -1,98 +1,225 @@
-"""Does the grader read the technique of an answer from the notebook itself, so that what the
-student's sandbox reports never decides it (mnistkit.grading.source_checks)?"""
+"""Does the grader judge technique on the code it questions, and nothing else
+(mnistkit.grading.source_checks)? Each way around the checks has honest twins that keep
+every point: ordinary notebook habits cost nothing anywhere."""
 import nbformat
 import pytest
 
 from mnistkit.grading import source_checks as sc
 from mnistkit.grading.expect import Mismatch
 
+_counter = [0]
+
 
 def notebook(tmp_path, *cells):
+    """A notebook of code cells ``(grade_id, source)``; ``setup-*``/``f``-like ids are the kit's."""
     nb = nbformat.v4.new_notebook()
     for grade_id, source in cells:
         cell = nbformat.v4.new_code_cell(source)
         if grade_id:
             cell.metadata["nbgrader"] = {"grade_id": grade_id}
         nb.cells.append(cell)
-    path = tmp_path / "nb.ipynb"
+    _counter[0] += 1
+    path = tmp_path / f"nb{_counter[0]}.ipynb"
     nbformat.write(nb, path)
     return path
 
 
 CLEAN = ("f-answer", "def f(x):\n    return (x - x.mean()).abs().mean((-1, -2))\n")
+ADDED = None       # a cell the student added: no grade id
 
 
-def test_a_broadcasting_answer_has_no_loop_and_no_evasion(tmp_path):
-    code = sc.function_code(notebook(tmp_path, CLEAN), "f")
-    assert sc.python_loops(code) == [] and sc.evasions(code) == []
+def judged(tmp_path, *cells, name="f"):
+    """(loops, evasions) the grader finds in ``name``'s questioned code."""
+    code = sc.function_code(notebook(tmp_path, *cells), name)
+    return sc.python_loops(code), sc.evasions(code)
 
 
-@pytest.mark.parametrize("body,found", [
-    ("return torch.stack([v.abs().mean() for v in x])", "a comprehension"),
-    ("out = []\n    for v in x:\n        out.append(v.mean())\n    return out", "a `for` loop"),
-    ("return sum(x) / len(x)", "`sum(...)`"),
-    ("return helper(x)", "a `while` loop"),               # a loop moved into a helper
-    ("return f(x[1:]) if len(x) else 0", "recursion"),
+# ---- honest habits cost nothing ----------------------------------------------------------
+KAGGLE = """\
+# This Python 3 environment comes with many helpful analytics libraries installed
+import numpy as np # linear algebra
+import pandas as pd # data processing, CSV file I/O (e.g. pd.read_csv)
+import os
+for dirname, _, filenames in os.walk('/kaggle/input'):
+    for filename in filenames:
+        print(os.path.join(dirname, filename))
+"""
+COLAB = """\
+import sys
+IN_COLAB = 'google.colab' in sys.modules or 'google.colab' in str(get_ipython())
+if IN_COLAB:
+    from google.colab import drive
+    drive.mount('/content/drive')
+!pip install -Uqq fastbook
+%matplotlib inline
+%load_ext autoreload
+%autoreload 2
+"""
+NOTES = """\
+import sys, warnings, torch
+from os import listdir
+print(torch.__version__, sys.version_info, file=sys.stderr)
+warnings.warn("a note for myself")
+with open("notes.txt", "w") as handle:
+    handle.write(str(listdir(".")))
+torch.backends.cudnn.benchmark = True
+import matplotlib.pyplot as plt
+plt.rcParams["figure.figsize"] = (8, 4)
+"""
+HONEST_ANSWERS = {
+    "broadcast over the last two axes": "def f(x):\n    return (x - x.mean()).abs().mean(dim=tuple(range(-2, 0)))\n",
+    "a helper in the same cell": "def _diff(x):\n    return (x - x.mean()).abs()\n\ndef f(x):\n    return _diff(x).mean((-1, -2))\n",
+    "type hints and a docstring": "def f(x: 'Tensor') -> 'Tensor':\n    \"\"\"Mean absolute difference.\"\"\"\n    diff = x - x.mean()\n    return diff.abs().mean((-1, -2))\n",
+    "a loop over fixed axes": "def f(x):\n    d = (x - x.mean()).abs()\n    for axis in (-1, -1):\n        d = d.mean(axis)\n    return d\n",
+    "an alias of a clean def": "def _impl(x):\n    return (x - x.mean()).abs().mean((-1, -2))\n\nf = _impl\n",
+    "numpy-style sum over a shape": "def f(x):\n    n = x.shape[-1] * x.shape[-2]\n    return (x - x.mean()).abs().sum((-1, -2)) / n\n",
+    "printing and timing inside": "def f(x):\n    out = (x - x.mean()).abs().mean((-1, -2))\n    print('shape', out.shape)\n    return out\n%time f(torch.zeros(2, 3, 3))\n",
+}
+
+
+@pytest.mark.parametrize("answer", HONEST_ANSWERS.values(), ids=HONEST_ANSWERS)
+@pytest.mark.parametrize("added", [KAGGLE, COLAB, NOTES], ids=["kaggle", "colab", "notes"])
+def test_honest_answers_and_boilerplate_cells_cost_nothing(tmp_path, answer, added):
+    assert judged(tmp_path, (ADDED, added), ("f-answer", answer), (ADDED, added)) == ([], [])
+
+
+def test_a_helper_in_its_own_cell_is_read_with_the_answer(tmp_path):
+    path = notebook(tmp_path, (ADDED, "def helper(x):\n    return x.abs()\n"),
+                    ("f-answer", "def f(x):\n    return helper(x - x.mean()).mean((-1, -2))\n"))
+    code = sc.function_code(path, "f")
+    assert set(code.nodes) == {"f", "helper"} and sc.python_loops(code) == []
+    assert "def helper(x)" in sc.rebind_source(code) and "def f(x)" in sc.rebind_source(code)
+
+
+def test_a_parameter_that_shadows_a_global_is_not_that_global(tmp_path):
+    loopy = "means = [m for m in range(100)]\ndef build():\n    return [i for i in range(100)]\ntable = build()\n"
+    assert judged(tmp_path, (ADDED, loopy),
+                  ("f-answer", "def f(means, table):\n    return (means - table).abs()\n")) == ([], [])
+
+
+def test_data_loaded_with_a_loop_is_data(tmp_path):
+    load = "stack = torch.stack([torch.zeros(3, 3) for _ in range(10)])\nmean = stack.mean(0)\n"
+    assert judged(tmp_path, (ADDED, load), ("f-answer", "def f(x):\n    return (x - mean).abs()\n")) == ([], [])
+
+
+def test_the_kits_own_cells_are_never_the_students(tmp_path):
+    hints = ("setup-error-hints", "import sys\nexec('x = 1')\nget_ipython().user_ns['y'] = 2\n")
+    assert judged(tmp_path, hints, CLEAN) == ([], [])
+
+
+# ---- what the deny-list missed -----------------------------------------------------------
+@pytest.mark.parametrize("cells,found", [
+    ([("f-answer", "def _looped(x):\n    return sum(r for r in x)\nimpl = _looped\ndef f(x):\n    return impl(x)\n")],
+     "a comprehension"),
+    ([(ADDED, "def _looped(x):\n    return torch.stack([r.abs() for r in x])\n"),
+      ("f-answer", "impl = _looped\ndef f(x):\n    return impl(x)\n")], "a comprehension"),
+    ([("f-answer", "import functools\ndef f(x):\n    return functools.reduce(lambda a, b: a + b, x)\n")],
+     "`functools.reduce`"),
+    ([("f-answer", "from functools import reduce as fold\ndef f(x):\n    return fold(lambda a, b: a + b, x)\n")],
+     "`functools.reduce`"),
+    ([("f-answer", "import itertools as it\ndef f(x):\n    return torch.stack(list(it.starmap(torch.add, zip(x, x))))\n")],
+     "`itertools.starmap`"),
+    ([("f-answer", "import numpy as np\n@np.vectorize\ndef g(v):\n    return abs(v)\ndef f(x):\n    return g(x)\n")],
+     "`numpy.vectorize`"),
+    ([("f-answer", "per_image = torch.vmap(lambda im: im.abs().mean())\ndef f(x):\n    return per_image(x)\n")],
+     "`torch.vmap`"),
+    ([("f-answer", "def looping(fn):\n    def wrapper(x):\n        return torch.stack([fn(r) for r in x])\n"
+                   "    return wrapper\n@looping\ndef f(x):\n    return x.abs().mean()\n")], "a comprehension"),
+    ([("f-answer", "def f(x):\n    return x.clone().apply_(abs)\n")], "`.apply_()`"),
+    ([("f-answer", "def f(x):\n    return torch.stack([r.abs().mean() for r in x])\n")], "a comprehension"),
+    ([("f-answer", "def f(x):\n    return sum(x) / len(x)\n")], "`sum(...)`"),
+    ([("f-answer", "def f(x):\n    out = []\n    for i in range(x.shape[0]):\n        out.append(x[i].mean())\n"
+                   "    return torch.stack(out)\n")], "a `for` loop"),
+], ids=["alias-same-cell", "alias-helper-cell", "functools.reduce", "reduce-renamed", "itertools",
+        "np.vectorize", "torch.vmap", "looping-decorator", "apply_", "comprehension", "sum-over-tensor",
+        "range-over-batch"])
+def test_a_loop_reached_any_way_is_a_loop(tmp_path, cells, found):
+    loops, _ = judged(tmp_path, *cells)
+    assert found in loops
+
+
+@pytest.mark.parametrize("swap", [
+    "run = exec\nrun('def f(x):\\n    return torch.stack([r.abs() for r in x])')\n",
+    "get_ipython().user_ns['f'] = lambda x: torch.stack([r.abs() for r in x])\n",
+    "globals()['f'] = lambda x: x\n",
+    "import sys\nsys.modules['__main__'].f = lambda x: x\n",
+    "g = vars()\ng['f'] = print\n",
+    "b = __builtins__\n",
+    "import gc\n",
+    "import importlib\n",
+    "%run other_notebook.py\n",
+    "ns = ().__class__.__base__.__subclasses__()\n",
+    "import operator\nfind = operator.attrgetter('__globals__')\n",
 ])
-def test_loops_are_found_wherever_they_hide(tmp_path, body, found):
-    helper = (None, "def helper(x):\n    while False:\n        pass\n    return x\n")
-    path = notebook(tmp_path, ("f-answer", f"def f(x):\n    {body}\n"), helper)
-    assert found in sc.python_loops(sc.function_code(path, "f"))
+def test_code_that_can_replace_any_answer_costs_the_technique(tmp_path, swap):
+    """The grader re-binds what it read before questioning, but code like this can still change
+    anything: the technique point of every exercise (dynamic code reaches all code)."""
+    _, evasions = judged(tmp_path, CLEAN, (ADDED, swap))
+    assert evasions
+    # and in another exercise's answer cell, the same
+    _, evasions = judged(tmp_path, CLEAN, ("g-answer", swap))
+    assert evasions
 
 
-@pytest.mark.parametrize("source,found", [
-    ("import torch\ndef f(x):\n    with torch._C.DisableTorchFunction():\n        return x\n", "`._C`"),
-    ("def f(x):\n    return eval('x.mean()')\n", "`eval(...)`"),
-    ("def f(x):\n    import gc\n    return x\n", "`import gc`"),
-    ("def f(x):\n    return getattr(x, 'mean')()\n", "`getattr(...)`"),
-    ("def f(x):\n    return x.__class__\n", "`.__class__`"),
-])
-def test_code_the_grader_cannot_read_is_an_evasion(tmp_path, source, found):
-    assert found in sc.evasions(sc.function_code(notebook(tmp_path, ("f-answer", source)), "f"))
+def test_a_function_that_rebinds_the_answer_costs_only_that_answer(tmp_path):
+    later = ("def later():\n    global f\n    f = lambda x: torch.stack([r for r in x])\n"
+             "import threading\nthreading.Timer(5, later).start()\n")
+    other = ("h-answer", "def h(x):\n    return x + 1\n")
+    path = notebook(tmp_path, CLEAN, other, (ADDED, later))
+    assert "`global f` in `later` (in a cell you added)" in sc.evasions(sc.function_code(path, "f"))
+    assert sc.evasions(sc.function_code(path, "h")) == []
 
 
-def test_a_later_cell_that_redefines_the_answer_is_what_gets_read(tmp_path):
-    """The namespace holds the last definition: a clean answer cell followed by a looping
-    redefinition is graded on the loop."""
-    later = (None, "def f(x):\n    return sum(v for v in x)\n")
+def test_patching_a_library_function_costs_the_answers_that_use_it(tmp_path):
+    patch = "def slow_mean(self, *dims):\n    return torch.stack([r.sum() for r in self])\ntorch.Tensor.mean = slow_mean\n"
+    other = ("h-answer", "def h(x):\n    return x.abs() + 1\n")
+    path = notebook(tmp_path, CLEAN, other, (ADDED, patch))
+    assert any("torch.Tensor.mean" in e for e in sc.evasions(sc.function_code(path, "f")))
+    assert sc.evasions(sc.function_code(path, "h")) == []
+
+
+def test_an_answer_the_grader_cannot_read_says_why(tmp_path):
+    with pytest.raises(Mismatch, match="computed value"):
+        sc.function_code(notebook(tmp_path, ("f-answer", "f = make_function()\n")), "f")
+    with pytest.raises(Mismatch, match="could not find"):
+        sc.function_code(notebook(tmp_path, CLEAN), "g")
+    with pytest.raises(Mismatch, match="block"):
+        sc.function_code(notebook(tmp_path, ("f-answer", "if True:\n    def f(x):\n        return x\n")), "f")
+    own_module = "%%writefile mine.py\ndef g(x):\n    return [r for r in x]\n"
+    path = notebook(tmp_path, (ADDED, own_module),
+                    ("f-answer", "from mine import g\ndef f(x):\n    return g(x)\n"))
+    with pytest.raises(Mismatch, match="module of your own"):
+        sc.function_code(path, "f")
+
+
+def test_the_last_binding_is_questioned(tmp_path):
+    later = (ADDED, "def f(x):\n    return torch.stack([r.mean() for r in x])\n")
     assert sc.python_loops(sc.function_code(notebook(tmp_path, CLEAN, later), "f"))
 
 
-def test_an_evasion_in_any_cell_the_student_writes_counts(tmp_path):
-    """`exec` in an added cell could rebind the answer after its clean definition."""
-    path = notebook(tmp_path, CLEAN, (None, "exec('f = lambda x: 0')\n"))
-    assert "`exec(...)` (in a cell you added)" in sc.evasions(sc.function_code(path, "f"))
-    locked = notebook(tmp_path, CLEAN, ("setup-data", "exec('y = 1')\n"))   # restored kit cell
-    assert sc.evasions(sc.function_code(locked, "f")) == []
-
-
-def test_an_evasion_in_another_exercises_answer_costs_that_exercise_only(tmp_path):
-    """A forged answer never costs another exercise anything: `import gc` in g's answer cell
-    is g's problem, not f's."""
-    path = notebook(tmp_path, CLEAN, ("g-answer", "import gc\ndef g(x):\n    return x\n"))
-    assert sc.evasions(sc.function_code(path, "f")) == []
-    assert "`import gc` (in the cell g-answer)" in sc.evasions(sc.function_code(path, "g"))
-
-
-@pytest.mark.parametrize("rebinding", ["f = make_f()\n", "from helpers import f\n",
-                                       "if True:\n    def f(x):\n        return x\n",
-                                       "for f in [len]:\n    pass\n"])
-def test_an_answer_last_bound_by_something_unreadable_fails(tmp_path, rebinding):
-    with pytest.raises(Mismatch, match="cannot read"):
-        sc.function_code(notebook(tmp_path, CLEAN, (None, rebinding)), "f")
-
-
-def test_a_missing_definition_is_a_mismatch(tmp_path):
-    with pytest.raises(Mismatch, match="could not find"):
-        sc.function_code(notebook(tmp_path, CLEAN), "g")
-
-
 @pytest.mark.parametrize("body,found", [
-    ("x.clamp_(min=0)", "`.clamp_(...)`"), ("x += 1", "an augmented assignment (`+=`, ...)"),
-    ("x[x < 0] = 0", "an assignment into a tensor (`x[...] = ...`)"),
-    ("torch.relu(x, out=x)", "`out=`")])
+    ("x.clamp_(0)\n    return x", "`.clamp_(...)`"),
+    ("x[x < 0] = 0\n    return x", "an assignment into a tensor (`x[...] = ...`)"),
+    ("x += 1\n    return x", "an augmented assignment (`+=`, ...)"),
+    ("torch.add(x, 1, out=x)\n    return x", "`out=`"),
+])
 def test_in_place_changes_of_an_argument_are_found(tmp_path, body, found):
-    path = notebook(tmp_path, ("f-answer", f"def f(x):\n    {body}\n    return x\n"))
+    path = notebook(tmp_path, ("f-answer", f"def f(x):\n    {body}\n"))
     assert found in sc.in_place_operations(sc.function_code(path, "f"))
     fresh = notebook(tmp_path, ("f-answer", "def f(x):\n    y = x.clone()\n    y += 1\n    return y\n"))
     assert sc.in_place_operations(sc.function_code(fresh, "f")) == []
+
+
+def test_the_self_check_reads_the_same_rules(tmp_path):
+    """What a self-check tells the student before they hand in (``cannot_read``)."""
+    assert sc.cannot_read([CLEAN], "f") == []
+    assert sc.cannot_read([("f-answer", "f = make()\n")], "f")[0].startswith("`f` is last bound")
+    assert any("exec" in why for why in sc.cannot_read([CLEAN, (ADDED, "exec('')")], "f"))
+
+
+def test_the_students_rules_are_the_graders():
+    """Every notebook with a technique check states the rules exactly as the grader has them."""
+    from mnistkit.paths import SOURCE
+    for path in sorted(SOURCE.glob("*/*.ipynb")):
+        texts = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+        assert sc.RULES_MARKDOWN.strip() in [t.strip() for t in texts], path.name

@@ -91,6 +91,32 @@ def notebook(request) -> Path:
     return Path(request.config.getoption("--notebook"))
 
 
+@pytest.fixture(autouse=True)
+def rebind_read_code(request):
+    """Before each check of an exercise whose code the grader reads (a hidden module's
+    ``CODE_READ``), define that code again in the student's namespace from the notebook's own
+    text (``source_checks.rebind_source``): the function questioned is the code read, whatever
+    the notebook did after its clean ``def`` (an ``exec``, a namespace write). Nothing of
+    ``solutions/`` is sent: only the student's definitions, and only from cells that ran
+    without error. An answer the grader cannot read is left as it is; its technique check says
+    why."""
+    exercise = exercise_of(request.node)
+    if exercise not in getattr(request.module, "CODE_READ", ()):
+        return
+    from mnistkit.grading import source_checks
+    notebook = request.getfixturevalue("notebook")
+    student = request.getfixturevalue("student")
+    try:
+        code = source_checks.function_code(notebook, exercise)
+    except Mismatch:
+        return
+    # Only what ran: a cell that failed (an error, the disk quota, a time-out) or was skipped
+    # on a replay does not get its definitions back from the grader.
+    ran = {cell.index for cell in getattr(student, "cells", []) if cell.status == "ok"}
+    if all(index in ran for index, _ in code.statements):
+        student.rebind(source_checks.rebind_source(code))
+
+
 def seeded_rng(config, key: str) -> np.random.Generator:
     """A numpy Generator seeded by the course seed and ``key``: the same inputs every grading
     run, inputs no student has seen. For module-scoped fixtures (one expensive probe shared by

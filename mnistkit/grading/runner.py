@@ -179,6 +179,21 @@ class Runner:
             return dict(status="error", message="the check produced no result")
         return dict(status="ok", value=scope["result"])
 
+    def op_rebind(self, req):
+        """Define again, in the notebook's namespace, the code the grader read (the student's own
+        definitions, sent back by ``plugin.rebind_read_code``) before it questions an exercise."""
+        try:
+            with _Limit(req["timeout"]):
+                exec(compile(req["source"], "<your answer, as the grader read it>", "exec"), self.ns)
+        except _Alarm:
+            return dict(status="timeout")
+        except Exception as exc:
+            return dict(status="error", message=f"your answer raised {_exception_line(exc)} when "
+                                                "the grader defined it again")
+        if _fired[0]:
+            return dict(status="timeout")
+        return dict(status="ok")
+
     def answer(self, req) -> bytes:
         """Handle and encode under one time limit: encoding a student value runs their code too."""
         rid = req.get("id")             # echoed, so the grader can tell a stale answer

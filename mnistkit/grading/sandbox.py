@@ -1107,6 +1107,9 @@ class SandboxStudent(Student):
         return self._request(dict(op="run", code=code, inputs=inputs), "your code",
                              seconds=seconds).get("value")
 
+    def rebind(self, source: str) -> None:
+        self._request(dict(op="rebind", source=source), "your answer")
+
     def resources(self) -> dict:
         """For the instructor's report: how the sandbox ran (warm or cold, restarts, the first
         start's seconds, the most memory its cgroup held at once, where one was available)."""
