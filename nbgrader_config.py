@@ -54,10 +54,14 @@ c.GenerateAssignment.preprocessors = [
 # stays; scores come from the gradebook), long lines wrapped.
 from mnistkit.grading import nbgrader_feedback as feedback  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [FeedbackBanner, nbp.GetGrades, feedback.ClearHiddenTests,
+c.GenerateFeedback.preprocessors = [FeedbackBanner, nbp.GetGrades, feedback.ScoresAsGraded,
+                                    feedback.ClearHiddenTests,
                                     feedback.ClearMarkScheme, feedback.ShowScoreMessages,
                                     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
                                     feedback.FeedbackStyle]
+# The kit's feedback template (hand-graded points pending, not 0; exercises named in the
+# contents) is found before nbgrader's own, whichever way feedback is generated.
+c.HTMLExporter.extra_template_basedirs = feedback.template_basedirs()
 # Students' HTML never runs in feedback files or in formgrader (an instructor's logged-in
 # browser): nbgrader's templates render markdown cells without nbconvert's sanitizer, so the
 # markdown filter itself sanitizes (mnistkit/grading/html_safety.py); outputs too.
@@ -77,13 +81,24 @@ from mnistkit.grading.nbgrader_autograde import (ForgetLostGradeIds, GradeWithHi
 # fail nbgrader's metadata check and leave the student ungraded (see ForgetLostGradeIds).
 # OverwriteCells is nbgrader's, without its false "checksum has changed" warning for every
 # untouched task cell with a mark scheme (upstream nbgrader#1961; see OverwriteCellsAsReleased).
+# The student's own cells keep the outputs they handed in, plain and bounded (KeepOwnOutputs
+# in place of ClearOutput: mnistkit/grading/submitted_outputs.py); the kit's cells are cleared.
+from mnistkit.grading.submitted_outputs import KeepOwnOutputs  # noqa: E402
+
 c.Autograde.sanitize_preprocessors = [
-    nbp.ClearOutput, nbp.DeduplicateIds, nbp.OverwriteKernelspec, OverwriteCellsAsReleased,
+    KeepOwnOutputs, nbp.DeduplicateIds, nbp.OverwriteKernelspec, OverwriteCellsAsReleased,
     ForgetLostGradeIds, nbp.CheckCellMetadata,
 ]
 # nbgrader's gradebook, run under SQLAlchemy 2, warns three times per submission that objects
 # "not in session" will not be added (they are, a line later): harmless, silenced by message.
 quiet_known_nbgrader_warnings()
+
+# Submissions are files, never links (mnistkit/grading/nbgrader_submitted.py): autograde reads a
+# notebook only when it is a file of the submission (a link to source/ is graded as missing, and
+# never reaches autograded/ or feedback), and collect copies a link in the exchange as a link
+# rather than the file it points to.
+c.Autograde.exporter_class = "mnistkit.grading.nbgrader_submitted.SubmittedFilesOnly"
+c.ExchangeFactory.collect = "mnistkit.grading.nbgrader_submitted.CollectKeepingLinks"
 
 c.Autograde.autograde_preprocessors = [
     GradeWithHiddenTests, nbp.IgnorePattern, ClearMetadataPreprocessor, nbp.LimitOutput,

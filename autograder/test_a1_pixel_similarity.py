@@ -273,8 +273,8 @@ DISTANCES = {"l1_distance": ref.l1_distance, "rmse_distance": ref.rmse_distance}
 
 
 def check_distance(student, name, a, b, on):
-    """A rank-0 floating-point tensor (the notebook asks for one): True/False, integers or a
-    1-element tensor are wrong."""
+    """A rank-0 floating-point tensor (the notebook asks for one): a Python float, True/False,
+    integers or a 1-element tensor are wrong."""
     got = student.call(name, a, b)
     expect_close(got, DISTANCES[name](a, b), f"{name}(a, b)", on=on)
 

@@ -106,7 +106,7 @@ def expect_list(value, what: str, on: str = "", length: int | None = None) -> li
 # seven_steps (Q14)
 def _steps(student):
     steps = student.get("seven_steps")
-    check(isinstance(steps, (list, tuple)) and all(isinstance(s, str) for s in steps),
+    check(isinstance(steps, list) and all(isinstance(s, str) for s in steps),
           "seven_steps should be a list of strings")
     return [s.strip().lower() for s in steps]
 
@@ -213,6 +213,8 @@ def _params_and_grads(rng, k):
 
 
 def _expect_params(got, want, on):
+    """A **new list** (the prompt's word, in bold) of tensors, one per parameter."""
+    check(isinstance(got, list), f"sgd_step should return a list on {on}, got {type(got).__name__}")
     got = expect_list(got, "sgd_step's answer", on)
     check(len(got) == len(want),
           f"sgd_step returned {len(got)} tensors for {len(want)} parameters on {on}")

@@ -37,7 +37,8 @@ import torch
 
 from mnistkit.grading import isolation, source_checks
 from mnistkit.grading.expect import (Mismatch, as_tensor, check, expect_close, expect_equal,
-                                     expect_number, expect_shape, expect_true_false, kind_of)
+                                     expect_number, expect_shape, expect_true_false, form_of,
+                                     kind_of)
 from mnistkit.grading.isolation import Answers, Neutral
 from mnistkit.grading.student import NotPlainData
 from solutions import a3_training_loop as ref
@@ -715,7 +716,8 @@ def test_train_epoch_resets_the_gradients(student, rng):
 
 # ================================================================================ batch_accuracy
 def check_accuracy(got, want, on):
-    expect_close(got, want, "batch_accuracy(xb, yb)", on=on, number=True)
+    """A rank-0 float tensor, as the prompt asks (a Python float is not one)."""
+    expect_close(got, want, "batch_accuracy(xb, yb)", on=on)
 
 
 @ex("batch_accuracy")
@@ -778,7 +780,7 @@ def test_validate_epoch_random_model(student, rng):
     a, c = float(rng.uniform(2, 6)), float(rng.uniform(-3, -1))
     expect_close(probe_validate(student, batches, a, c), ref_validate(batches, a, c),
                  "validate_epoch(model)", on=f"{len(batches)} random validation batches",
-                 atol=1e-4, number=True)
+                 atol=1e-4)
 
 
 @ex("validate_epoch")
@@ -790,7 +792,7 @@ def test_validate_epoch_averages_every_batch(student, rng):
     # a = 0, c = 1: the model always scores 1, "3" for every image
     expect_close(probe_validate(student, batches, 0.0, 1.0), ref_validate(batches, 0.0, 1.0),
                  "validate_epoch(model)", on="batches whose accuracies differ (use every batch "
-                 "of valid_dl)", atol=1e-4, number=True)
+                 "of valid_dl)", atol=1e-4)
 
 
 @ex("validate_epoch")
@@ -1401,8 +1403,14 @@ def reference_model(spec):
     return scope["model"]
 
 
-def counted(student, name, spec):
+def counted(student, name, spec, python_int: bool = False):
+    """The count, a number of integers; a Python ``int`` only where the prompt asks for one
+    (``count_parameters``: not a tensor)."""
     got = isolation.probe(student, name, MODEL_FROM_SPEC + f"result = {name}(model)", spec=spec)
+    if python_int:
+        check(isinstance(got, int) and not isinstance(got, bool),
+              f"{name}(model) should return a Python int (.item() turns a rank-0 tensor into "
+              f"one), got {form_of(got)}")
     return expect_number(got, f"{name}(model)", kinds="i")
 
 
@@ -1410,7 +1418,7 @@ def expect_count(student, name, spec, message):
     """``name(model)`` in the sandbox equals the reference's count for the same model (built
     here from the same ``spec``)."""
     want = getattr(ref, name)(reference_model(spec))
-    check(counted(student, name, spec) == want, message)
+    check(counted(student, name, spec, python_int=name == "count_parameters") == want, message)
 
 
 @ex("count_parameters")

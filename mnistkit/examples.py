@@ -10,6 +10,7 @@ Rather than commit filled-in notebooks that drift from the assignments, examples
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -60,16 +61,46 @@ def fill_folder(folder: Path, answers: dict[str, str]) -> None:
         nbformat.write(nb, str(path))
 
 
-def with_answers(assignment: str, answers: dict[str, str], dest: Path) -> Path:
-    """Write the released notebooks into ``dest`` with the given answer cells filled in."""
+def add_cells(nb, added) -> set[str]:
+    """Insert cells a student added: ``(where, cell_type, source)`` with ``where`` one of
+    ``start``, ``end``, ``before:<exercise>`` or ``after:<exercise>`` (its answer cell); returns
+    the exercises named that have no answer cell here. An optional fourth item is the cell's id
+    (what Jupyter saves, up to 64 letters, digits, ``-`` and ``_``: a4's corpus hides data there)."""
+    missing = set()
+    for where, cell_type, source, *cell_id in added:
+        new = (nbformat.v4.new_code_cell(source) if cell_type == "code"
+               else nbformat.v4.new_markdown_cell(source))
+        if cell_id:
+            new.id = cell_id[0]
+        if where in ("start", "end"):
+            nb.cells.insert(0 if where == "start" else len(nb.cells), new)
+            continue
+        side, _, exercise = where.partition(":")
+        at = next((i for i, c in enumerate(nb.cells)
+                   if c.metadata.get("nbgrader", {}).get("grade_id") == exercise + ANSWER_SUFFIX), None)
+        if at is None:
+            missing.add(exercise)
+        else:
+            nb.cells.insert(at if side == "before" else at + 1, new)
+    return missing
+
+
+def with_answers(assignment: str, answers: dict[str, str], dest: Path, added=()) -> Path:
+    """Write the released notebooks into ``dest`` with the given answer cells filled in, and
+    the cells in ``added`` inserted (``add_cells``)."""
     dest.mkdir(parents=True, exist_ok=True)
     unused = set(answers)
-    for path in sorted((RELEASE / assignment).glob("*.ipynb")):
+    places = {where.partition(":")[2] for where, *_ in added if ":" in where}
+    for path in sorted((RELEASE / assignment).iterdir()):
+        if path.suffix != ".ipynb":          # the assignment's other files (grader_reads.py)
+            shutil.copyfile(path, dest / path.name)
+            continue
         nb = nbformat.read(path, as_version=4)
         unused -= fill_answers(nb, answers)
+        places &= add_cells(nb, added)
         nbformat.write(nb, dest / path.name)
-    if unused:
-        raise KeyError(f"{assignment} has no answer cell for: {', '.join(sorted(unused))}")
+    if unused or places:
+        raise KeyError(f"{assignment} has no answer cell for: {', '.join(sorted(unused | places))}")
     return dest
 
 

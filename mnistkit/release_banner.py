@@ -38,7 +38,9 @@ STUDENT_TEXT = """\
 
 FEEDBACK_TEXT = """\
 > **Your graded notebook.** Under each self-check you find the score the hidden tests gave
-> that exercise and what they found; written answers show the grader's score and comments."""
+> that exercise and what they found; written answers show the grader's score and comments
+> once a person has graded them (until then they are *pending*, not 0). Your own cells keep
+> what they printed when you ran them, as plain text and images."""
 
 
 def instructor_note(assignment: str, notebook: str) -> dict:

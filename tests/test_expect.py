@@ -1,8 +1,10 @@
-"""Can a hidden test's comparison be fooled by the kind, shape or oddity of an answer?
+"""Can a hidden test's comparison be fooled by the kind, form, shape or oddity of an answer?
 
 Property tests (hypothesis) for every helper in mnistkit.grading.expect, over answers of every
 value kind a student can send back: Python scalars and bools, NumPy scalars and arrays, nested
-lists, 0-d and 1-element tensors, NaN and inf. The rules are the ones the module states once.
+lists, 0-d and 1-element tensors, NaN and inf. The rules are the ones the module states once,
+the notebooks state to students (a tensor where a tensor is asked; a Python number or a rank-0
+tensor where a number is asked) and tests/test_prompts.py holds the prompts to.
 """
 import math
 
@@ -59,14 +61,59 @@ def passes(value, reference, **kw) -> bool:
 @settings(max_examples=80, deadline=None)
 @given(kind=st.sampled_from("bifc"), shape=shapes, seed=st.integers(0, 2**16),
        which=st.integers(0, 4))
-def test_the_same_values_pass_in_every_form(kind, shape, seed, which):
-    """Does a right answer pass however it is sent (tensor, array, lists, scalar), any width?"""
+def test_a_tensor_answer_passes_at_any_width_and_no_other_form_does(kind, shape, seed, which):
+    """Where a tensor is asked (the reference is one), does a right tensor pass at any width of
+    its kind, and the same values as a NumPy array, lists or a Python scalar fail, saying that
+    a tensor was asked?"""
     want = tensor_of(kind, shape, seed)
     got = want.to(KINDS[kind][which % len(KINDS[kind])])
     assume(kind != "i" or torch.equal(got.to(torch.int64), want.to(torch.int64)))
     tol = dict(rtol=1e-2, atol=1e-2) if got.dtype in (torch.float16, torch.bfloat16, torch.complex64) else {}
-    for form in forms(got):
-        assert passes(form, want, **tol), (type(form), got.dtype)
+    assert passes(got, want, **tol), got.dtype
+    for form in forms(got)[1:]:
+        with pytest.raises(Mismatch, match="should be a tensor"):
+            expect_close(form, want, "answer", **tol)
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=finite, seed=st.integers(0, 2**16))
+def test_a_number_is_a_python_number_or_a_rank_0_tensor(value, seed):
+    """Where a number is asked (``number=True``, ``expect_number``), do a Python float, a NumPy
+    scalar and a rank-0 tensor all pass, and a tensor of shape (1,), a list or an array of one
+    value fail?"""
+    want = torch.tensor(value, dtype=torch.float32)
+    for form in (float(want), np.float32(want), want, want.double(), np.array(float(want))):
+        assert passes(form, want, number=True), type(form)
+        assert expect_number(form, "n") == pytest.approx(float(want))
+    for form in (want.reshape(1), [float(want)], np.array([float(want)]), want.reshape(1, 1)):
+        assert not passes(form, want, number=True), form
+        with pytest.raises(Mismatch, match="single number"):
+            expect_number(form, "n")
+
+
+@settings(max_examples=40, deadline=None)
+@given(value=finite)
+def test_a_python_number_is_asked_where_the_reference_is_one(value):
+    """Where a Python number is asked (the reference is one: `validate_epoch`'s float), does a
+    rank-0 tensor of the same value fail with the hint `.item()`, and the Python number pass?"""
+    assert passes(value, value)
+    assert passes(np.float64(value), value)
+    with pytest.raises(Mismatch, match=r"Python number.*\.item\(\)"):
+        expect_close(torch.tensor(value, dtype=torch.float64), value, "validate_epoch(model)")
+    assert passes(torch.tensor(value, dtype=torch.float64), value, number=True)
+
+
+def test_lists_are_compared_item_by_item_in_form():
+    """A list of Python floats (`losses`) needs a list of Python numbers; a tensor of the same
+    values, a tuple, or a list of tensors is another form. A list of tensors needs tensors."""
+    want = [0.5, 0.25, 0.125]
+    assert passes([0.5, 0.25, 0.125], want)
+    for other in (torch.tensor(want), tuple(want), [torch.tensor(v) for v in want], np.array(want)):
+        assert not passes(other, want), type(other)
+    pair = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])]
+    assert passes([t.clone() for t in pair], pair)
+    assert not passes([[1.0, 2.0], [3.0, 4.0]], pair)
+    assert passes([], [])
 
 
 @settings(max_examples=80, deadline=None)
@@ -112,13 +159,15 @@ def test_shapes_are_exact(shape, other, seed):
     assert not passes(torch.full(other, 0.25), want)
 
 
-def test_zero_d_and_one_element_are_different_unless_any_number_is_asked():
-    """0-d and 1-element tensors are told apart; `number=True` accepts any single number."""
+def test_zero_d_and_one_element_are_different_even_where_any_number_is_asked():
+    """0-d and 1-element tensors are told apart; `number=True` accepts a Python number or a
+    rank-0 tensor, and neither a 1-element tensor nor a list."""
     assert not passes(torch.tensor([2.0]), torch.tensor(2.0))
     assert not passes(torch.tensor(2.0), torch.tensor([2.0]))
-    for form in (torch.tensor([2.0]), torch.tensor(2.0), 2.0, np.float32(2.0), [2.0], np.array([2.0])):
+    for form in (torch.tensor(2.0), 2.0, np.float32(2.0)):
         assert passes(form, torch.tensor(2.0), number=True)
-    assert not passes(torch.tensor([2.0, 2.0]), torch.tensor(2.0), number=True)
+    for form in (torch.tensor([2.0]), [2.0], np.array([2.0]), torch.tensor([2.0, 2.0])):
+        assert not passes(form, torch.tensor(2.0), number=True)
 
 
 @settings(max_examples=60, deadline=None)
@@ -151,10 +200,11 @@ def test_values_outside_the_tolerance_fail(values, scale):
 
 def test_integers_for_a_float_reference_only_where_the_exercise_says_so():
     want = torch.tensor([1.0, 2.0, 3.0])
-    assert not passes([1, 2, 3], want)
     assert not passes(torch.tensor([1, 2, 3]), want)
-    assert passes([1, 2, 3], want, kinds="fi")
-    assert passes(np.array([1, 2, 3], dtype=np.uint8), want, kinds="fi")
+    assert passes(torch.tensor([1, 2, 3]), want, kinds="fi")
+    assert passes(torch.tensor([1, 2, 3], dtype=torch.uint8), want, kinds="fi")
+    assert not passes([1, 2], [1.0, 2.0])
+    assert passes([1, 2], [1.0, 2.0], kinds="fi")
     with pytest.raises(ValueError):            # a bool reference accepts only bools
         expect_close(True, torch.tensor(True), "x", kinds="bi")
 
@@ -172,7 +222,8 @@ def test_values_that_are_no_numbers_fail_with_a_reason(junk):
 def test_the_reference_is_never_converted_to_the_answers_kind():
     """A float reference of 0.4 must not 'become' 0 for an integer answer, nor True for a bool
     answer, even when the exercise accepts integers."""
-    assert not passes(0, torch.tensor(0.4), kinds="fi")
+    assert not passes(torch.tensor(0), torch.tensor(0.4), kinds="fi")
+    assert not passes(0, 0.4, kinds="fi")
     assert not passes(True, torch.tensor(1.0))
     assert not passes(torch.tensor([1, 0]), torch.tensor([0.6, 0.4]), kinds="fi")
 
@@ -188,8 +239,10 @@ def test_expect_number_takes_real_numbers_only(value):
             expect_number(torch.tensor(value), "n")
     else:
         assert expect_number(value, "n") == pytest.approx(float(value))
-        assert expect_number(torch.tensor([value]), "n") == pytest.approx(float(value), rel=1e-6)
+        assert expect_number(torch.tensor(value), "n") == pytest.approx(float(value), rel=1e-6)
         assert expect_number(np.float64(value), "n") == pytest.approx(float(value))
+        with pytest.raises(Mismatch):             # a tensor of shape (1,) is not a number
+            expect_number(torch.tensor([value]), "n")
 
 
 @settings(max_examples=60, deadline=None)

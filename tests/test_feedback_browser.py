@@ -69,9 +69,11 @@ def _nbgrader(course, *args):
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     """The toy course, one student whose written answer and an extra cell carry the payload,
-    autograded and with feedback generated (the kit's nbgrader_config.py)."""
+    and whose code cells' outputs carry more (HTML, JavaScript, an image whose data would end
+    its attribute: toy.with_outputs, kept in the feedback since issue 18), autograded and with
+    feedback generated (the kit's nbgrader_config.py)."""
     course = toy.make_course(tmp_path_factory.mktemp("browser_course"))
-    nb = toy.release_notebook(course)
+    nb = toy.with_outputs(toy.release_notebook(course))
     for cell in nb.cells:
         if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = PAYLOAD
@@ -99,6 +101,7 @@ def test_student_html_does_not_run_in_feedback(browser, course):
     flag, content = pwned(browser, feedback.as_uri())
     assert flag is None
     assert "STUDENT-TEXT-MARKER" in content and "Autograder:" in content
+    assert toy.OUTPUT_MARKERS["printed"] in content     # the outputs are there, inert
 
 
 class Server(str):

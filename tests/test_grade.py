@@ -45,7 +45,20 @@ def grade_cli(folder, tmp_path, capsys, assignment=toy.ASSIGNMENT):
 
 
 def by_exercise(data):
-    return {t["name"].split(":")[0]: t for t in data["tests"]}
+    """results.json's tests (one per hidden check) gathered by exercise: scores added up,
+    outputs one per line, failed if any check failed."""
+    found = {}
+    for t in data["tests"]:
+        ex = found.setdefault(t["name"].split(":")[0], dict(score=0.0, max_score=0.0,
+                                                            status="passed", outputs=[]))
+        ex["score"] += t["score"]
+        ex["max_score"] += t["max_score"]
+        ex["status"] = "failed" if t["status"] == "failed" else ex["status"]
+        ex["outputs"] += [t["output"]] if t["output"] else []
+    for ex in found.values():
+        ex["score"], ex["max_score"] = round(ex["score"], 4), round(ex["max_score"], 4)
+        ex["output"] = "\n".join(ex["outputs"])
+    return found
 
 
 # --- whole submissions through the CLI ----------------------------------------------------
@@ -94,10 +107,11 @@ def test_half_right_submission_gets_partial_credit(half_right_results):
     code, data = half_right_results
     assert code == 0
     tests = by_exercise(data)
-    assert {k: t["score"] for k, t in tests.items()} == toy.HALF_RIGHT_SCORES
+    assert {k: t["score"] for k, t in tests.items()} == pytest.approx(toy.HALF_RIGHT_SCORES,
+                                                                        abs=1e-3)
     assert tests["mean_image"]["status"] == "failed"
     assert "RuntimeError" in tests["mean_image"]["output"]  # the student's own error, one line
-    assert "\n" not in tests["mean_image"]["output"]
+    assert all("\n" not in output for output in tests["mean_image"]["outputs"])
     assert "differs from the expected values" in tests["double_it"]["output"]
 
 
@@ -107,15 +121,31 @@ def test_results_json_has_the_gradescope_fields(half_right_results):
     assert set(data) >= {"score", "execution_time", "output", "visibility", "stdout_visibility",
                          "tests"}
     assert data["stdout_visibility"] == "hidden" and data["visibility"] == "visible"
-    assert data["score"] == sum(t["score"] for t in data["tests"])
+    assert data["score"] == pytest.approx(sum(t["score"] for t in data["tests"]), abs=1e-3)
     for test in data["tests"]:
         assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
         assert test["status"] in ("passed", "failed")
-        assert test["max_score"] == toy.POINTS[test["name"].split(":")[0]]
         assert toy.HIDDEN_MARKER not in test["output"] and "def test_" not in test["output"]
-    assert [t["name"] for t in data["tests"]] == ["double_it: Double a number or a tensor",
-                                                  "mean_image: Average a stack of images"]
+    assert {ex: t["max_score"] for ex, t in by_exercise(data).items()} == toy.POINTS
+    # one test per hidden check, named by its exercise and what it checks
+    assert [t["name"] for t in data["tests"]] == [
+        "double_it: on an integer", "double_it: on a tensor", "mean_image: of a float stack",
+        "mean_image: of a single image", "mean_image: of uint8 pixels"]
     assert "why_fast" in data["output"]                     # hand-graded, listed, not a test
+
+
+def test_a_cell_that_failed_is_named_as_the_student_sees_it(grading_env, tmp_path, capsys):
+    """Is a cell of the student's own that raised named by the text it follows, never by a
+    count of code cells ("code cell 7"), and never as "one of your own cells"?"""
+    nb = toy.source_notebook(grading_env)
+    at = next(i for i, c in enumerate(nb.cells) if c.source.startswith("## Mean image"))
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell("scratch = 1 / 0"))
+    folder = toy.submit(tmp_path / "scratch", nb)
+    code, data, out = grade_cli(folder, tmp_path, capsys)
+    assert code == 0, out.err
+    assert data["score"] == sum(toy.POINTS.values())
+    assert "the cell after 'Mean image' raised: ZeroDivisionError" in data["output"]
+    assert "code cell" not in data["output"] and "your own" not in data["output"]
 
 
 def test_unreadable_notebook_gets_zero_with_a_reason(grading_env, tmp_path, capsys):
@@ -140,6 +170,17 @@ def test_missing_notebook_gets_zero_and_extra_files_are_noted(grading_env, tmp_p
     assert code == 0
     assert data["score"] == 0
     assert all("toy_basics.ipynb was not found" in t["output"] for t in data["tests"])
+
+
+def test_the_only_notebook_under_another_name_is_graded(grading_env, tmp_path, capsys):
+    """Is a submission whose one notebook was renamed `homework.ipynb` graded as the
+    assignment's notebook, with a note (it stopped `mnistkit grade` with "internal error:
+    IndexError" and no results before)?"""
+    folder = toy.submit(tmp_path / "renamed", toy.source_notebook(grading_env), name="homework")
+    code, data, out = grade_cli(folder, tmp_path, capsys)
+    assert code == 0, out.err
+    assert data["score"] == sum(toy.POINTS.values())
+    assert "graded homework.ipynb as toy_basics.ipynb" in data["output"]
 
 
 def test_unknown_assignment_is_a_one_line_error(grading_env, tmp_path, capsys):
@@ -302,6 +343,21 @@ def test_renamed_and_extra_notebooks(tmp_path):
     assert found["toy_basics"].name == "toy_basics (1).ipynb"
     assert any("scratch.ipynb" in n and "ignored" in n for n in notes)
     assert not any("checkpoint" in n for n in notes)
+
+
+def test_a_lone_notebook_stands_in_whatever_its_name(tmp_path):
+    """Does the one notebook of a submission stand in for the one expected (`homework.ipynb`,
+    `TOY_BASICS.IPYNB`), and for two expected notebooks, only by name?"""
+    (tmp_path / "homework.ipynb").write_text("{}")
+    found, notes = submission.locate(tmp_path, ["toy_basics"])
+    assert found["toy_basics"].name == "homework.ipynb"
+    assert notes == ["graded homework.ipynb as toy_basics.ipynb"]
+    found, notes = submission.locate(tmp_path, ["toy_basics", "other"])
+    assert found == {"toy_basics": None, "other": None}
+    assert notes == ["ignored homework.ipynb (not a notebook of this assignment)"]
+    (tmp_path / "homework.ipynb").rename(tmp_path / "TOY_BASICS.IPYNB")
+    found, _ = submission.locate(tmp_path, ["toy_basics", "other"])
+    assert found["toy_basics"].name == "TOY_BASICS.IPYNB" and found["other"] is None
 
 
 def test_summary_fits_one_screen():

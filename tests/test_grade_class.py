@@ -180,13 +180,20 @@ def test_each_student_is_recorded_as_soon_as_graded(course, tmp_path, monkeypatc
     assert all((out / s / batch.FINGERPRINT_FILE).is_file() for s in done.graded)
 
 
-def test_grading_unavailable_in_a_worker_stops_the_batch(course, tmp_path, monkeypatch):
-    """When the machine fails for one student while others are graded in parallel, does the batch
-    stop with the reason, record nothing for that student and keep those already recorded?"""
+def test_grading_unavailable_with_the_machine_unfit_stops_the_batch(course, tmp_path, monkeypatch):
+    """When the machine fails for one student while others are graded in parallel, and the
+    pre-flight now fails too (the data is gone: nobody can be graded), does the batch stop with
+    the reason, record nothing for that student and keep those already recorded?"""
     submitted = make_class(course, tmp_path / "submitted", full=("alice", "bob", "carol"),
                            half=(), empty=())
     out = tmp_path / "out"
-    monkeypatch.setattr(run, "check_can_grade", lambda *args, **kwargs: None)
+    checks = []
+
+    def check_can_grade(*args, **kwargs):   # fine before the batch, failing once bob failed
+        checks.append(args)
+        if len(checks) > 1:
+            raise run.GradingUnavailable("no MNIST for grading in this account")
+    monkeypatch.setattr(run, "check_can_grade", check_can_grade)
     alice_recorded, released = threading.Event(), threading.Event()
 
     class Recorder:
@@ -214,6 +221,105 @@ def test_grading_unavailable_in_a_worker_stops_the_batch(course, tmp_path, monke
     assert not (out / "bob").exists() and not (out / "carol").exists()
     rows = (out / batch.SCORES_FILE).read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["alice"]
+
+
+def test_a_student_the_machine_fails_is_graded_once_more_then_not_graded(course, tmp_path,
+                                                                        monkeypatch):
+    """When bob's grading fails on the machine's side (the sandbox did not start) while the
+    pre-flight still passes, is he graded once more, then "not graded" with the reason (no
+    scores, no total), while alice and carol are graded?"""
+    submitted = make_class(course, tmp_path / "submitted", full=("alice", "bob", "carol"),
+                           half=(), empty=())
+    out = tmp_path / "out"
+    monkeypatch.setattr(run, "check_can_grade", lambda *args, **kwargs: None)
+    tries = []
+
+    def grade_one(folder, assignment, course_):
+        if "bob" in folder:
+            tries.append(folder)
+            raise run.GradingUnavailable("the sandbox did not start")
+        return fake_results(course_)
+    monkeypatch.setattr(batch, "grade_one", grade_one)
+    lines = []
+    with ThreadPoolExecutor(2) as pool:
+        done = batch.grade_class(submitted, toy.ASSIGNMENT, out, course=run.Course.at(course),
+                                 jobs=2, executor=pool, say=lines.append)
+    assert len(tries) == 2
+    assert sorted(done.graded) == ["alice", "carol"]
+    assert done.not_graded == {"bob": "the sandbox did not start"}
+    assert any("bob: the sandbox did not start; grading once more" in line for line in lines)
+    rows = (out / batch.SCORES_FILE).read_text().splitlines()
+    assert rows[0] == "student,double_it,mean_image,total,status"
+    assert rows[2] == "bob,,,,not graded: the sandbox did not start"
+    assert "1 NOT GRADED" in done.line()
+
+
+def test_a_student_not_graded_is_graded_again_by_the_next_run(course, tmp_path, monkeypatch):
+    """A kit bug that bob's submission trips: is bob "not graded" (his old results.json gone,
+    graded.json saying why), and once fixed, does the next run grade him and keep the rest?"""
+    submitted = make_class(course, tmp_path / "submitted", full=("alice", "bob"), half=(),
+                           empty=())
+    out = tmp_path / "out"
+    monkeypatch.setattr(run, "check_can_grade", lambda *args, **kwargs: None)
+    graded, broken = [], {"bob"}
+
+    def grade_one(folder, assignment, course_):
+        graded.append(Path(folder).parent.name)
+        if Path(folder).parent.name in broken:
+            raise KeyError("a kit bug")
+        return fake_results(course_)
+    monkeypatch.setattr(batch, "grade_one", grade_one)
+
+    def grade():
+        return batch.grade_class(submitted, toy.ASSIGNMENT, out, course=run.Course.at(course),
+                                 say=lambda line: None)
+    broken.clear()
+    grade()                                            # both graded once
+    (submitted / "bob" / toy.ASSIGNMENT / "notes.txt").write_text("changed")
+    broken.add("bob")
+    graded.clear()
+    done = grade()
+    assert graded == ["bob"] and done.kept == ["alice"]
+    assert done.not_graded["bob"].startswith("the grader failed (KeyError: 'a kit bug')")
+    assert not (out / "bob" / batch.RESULTS_FILE).exists()
+    record = json.loads((out / "bob" / batch.FINGERPRINT_FILE).read_text())
+    assert record["status"] == "not graded" and "KeyError" in record["details"]
+    broken.clear()
+    graded.clear()
+    done = grade()
+    assert graded == ["bob"] and done.graded == ["bob"] and not done.not_graded
+    assert scores(out, "bob")["double_it"] == 0.0
+
+
+def _dies_for_mallory(folder, assignment, course_):
+    """grade_one in a forked worker: mallory's grading kills its worker process."""
+    if "mallory" in folder:
+        os._exit(1)
+    return fake_results(course_)
+
+
+def test_a_worker_that_dies_is_replaced_and_only_its_cause_not_graded(course, tmp_path,
+                                                                     monkeypatch):
+    """When one student's grading kills its worker process (and so the pool's other gradings),
+    are the others graded again in a new pool, and only that student "not graded"?"""
+    import multiprocessing
+    submitted = make_class(course, tmp_path / "submitted", full=("alice", "mallory", "zoe"),
+                           half=(), empty=())
+    monkeypatch.setattr(run, "check_can_grade", lambda *args, **kwargs: None)
+    monkeypatch.setattr(batch, "grade_one", _dies_for_mallory)
+    pools = []
+
+    def forked_pool(workers):   # forked, so the worker has this test's grade_one
+        pools.append(workers)
+        return __import__("concurrent.futures").futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"))
+    monkeypatch.setattr(batch, "_process_pool", forked_pool)
+    done = batch.grade_class(submitted, toy.ASSIGNMENT, tmp_path / "out",
+                             course=run.Course.at(course), jobs=2, say=lambda line: None)
+    assert sorted(done.graded) == ["alice", "zoe"]
+    assert list(done.not_graded) == ["mallory"]
+    assert "worker process grading it died" in done.not_graded["mallory"]
+    assert len(pools) >= 2
 
 
 @pytest.mark.slow

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 def cases() -> list[tuple[str, Case]]:
     found = []
-    for path in sorted(Path(__file__).parent.joinpath("corpus").glob("real_*.py")):
+    for path in sorted(Path(__file__).parent.joinpath("corpus").glob("real_*.py")) + \
+            sorted(Path(__file__).parent.joinpath("corpus").glob("honest_*.py")):
         module = importlib.import_module(f"tests.corpus.{path.stem}")
         found += [(case.assignment, case) for case in module.CASES]
     return found
@@ -34,13 +35,14 @@ def test_attack_earns_only_what_it_deserves(assignment, case, tmp_path, mnist_da
     unknown = set(case.answers) - set(answers)
     assert not unknown, f"{case.name}: no answer cell for {sorted(unknown)}"
     answers.update(case.answers)
-    folder = examples.with_answers(assignment, answers, tmp_path / case.name)
+    folder = examples.with_answers(assignment, answers, tmp_path / case.name, case.cells)
     results = grade_submission(folder, assignment)
     assert results.problems == [], results.problems
     scores = results.scores()
     points = auto_points(assignment)
     over = {ex_id: (scores.get(ex_id), most) for ex_id, most in case.deserves.items()
-            if scores.get(ex_id) is None or scores[ex_id] > most + 1e-9}
+            if scores.get(ex_id) is None or scores[ex_id] > most + 1e-9
+            or case.exact and scores[ex_id] < most - 1e-9}
     collateral = {ex_id: scores.get(ex_id) for ex_id, pts in points.items()
                   if ex_id not in case.deserves and ex_id not in case.may_also_lose
                   and scores.get(ex_id) != pts}

@@ -18,11 +18,14 @@ from traitlets.config import Config
 from mnistkit.build import nbgrader_env
 from mnistkit.grading import run
 from mnistkit.grading.nbgrader_autograde import GradeWithHiddenTests, write_results
+from mnistkit.grading.submitted_outputs import IMAGE_ALT
 
 from .conftest import TIMINGS
 from .fixtures.toy_course import toy_helpers as toy
 
 STUDENTS = ("alice", "bob")   # alice hands in the reference, bob a half-right notebook
+# dora hands in bob's answers as she ran them: outputs of every kind (toy.with_outputs)
+RAN = "dora"
 # carol also changed a locked self-check cell (nbgrader restores it and must still say so).
 EDITED_LOCKED = "double_it"
 LOGS: dict[str, str] = {}     # nbgrader command -> what it printed (stdout + stderr)
@@ -52,7 +55,8 @@ def graded(tmp_path_factory):
         if cell.metadata.get("nbgrader", {}).get("grade_id") == EDITED_LOCKED:
             cell.source = "# carol's own check\n" + cell.source
     notebooks = {"alice": toy.source_notebook(course),
-                 "bob": toy.with_answers(release, **toy.HALF_RIGHT), "carol": carol}
+                 "bob": toy.with_answers(release, **toy.HALF_RIGHT), "carol": carol,
+                 RAN: toy.with_outputs(toy.with_answers(release, **toy.HALF_RIGHT))}
     for student, nb in notebooks.items():
         toy.submit(course / "submitted" / student / toy.ASSIGNMENT, nb)
     nbgrader(course, "autograde", toy.ASSIGNMENT)
@@ -203,9 +207,10 @@ def test_feedback_shows_messages_not_bare_scores(graded):
     assert "output_execute_result" not in html and "Out[" not in html
     assert "Autograder: 0 / 2 points" in html and "Autograder: 2 / 3 points" in html
     scores = gradebook_scores(course, "bob")
-    for grade_id in toy.POINTS:
-        assert (f'<li><a href="#{grade_id}">Test cell</a> (Score: {scores[grade_id]:.1f} / '
-                f"{toy.POINTS[grade_id]:.1f})</li>") in html
+    for grade_id in toy.POINTS:                    # the contents name each exercise
+        assert (f'<li><a href="#{grade_id}">{grade_id} ({toy.POINTS[grade_id]:g} points)</a> '
+                f"(Score: {scores[grade_id]:.1f} / {toy.POINTS[grade_id]:.1f})</li>") in html
+    assert "Test cell" not in html
 
 
 @pytest.mark.slow
@@ -265,3 +270,81 @@ def test_failed_grading_writes_zero_and_the_reason_in_every_graded_cell(tmp_path
         assert determine_grade(cell)[0] == 0
         assert "tell your instructor" in cell.outputs[0].text
         assert all(o.get("name", "stdout") == "stdout" for o in cell.outputs)
+
+
+# --- the feedback a student can act on (issue 18, item 5) ----------------------------------
+
+@pytest.mark.slow
+def test_feedback_keeps_the_students_own_outputs_beside_the_graders_messages(graded):
+    """Does dora's feedback show what her own cells printed (a print, a result, an error, a
+    plot) with their execution counts, next to the grader's messages, and nothing of the kit's
+    cells' outputs?"""
+    course, _ = graded
+    html = feedback_html(course, RAN)
+    for marker in ("printed", "error"):
+        assert html.count(toy.OUTPUT_MARKERS[marker]) == 1, marker
+    assert "redrawn" in html and "\x1b" not in html            # the line as it ended up
+    assert html.count("data:image/png;base64,") == 1           # the plot; not the forged one
+    for prompt in (r"In\W*\[3\]:", r"In\W*\[7\]:", r"Out\W*\[3\]:"):   # a no-break space
+        assert re.search(prompt, html), prompt
+    assert "Autograder: 0 / 2 points" in html
+    assert toy.OUTPUT_MARKERS["kit"] not in html
+
+
+@pytest.mark.slow
+def test_the_students_outputs_reach_the_feedback_plain_and_bounded(graded):
+    """Does nothing of dora's HTML, JavaScript or forged image reach her feedback, and does her
+    megabyte of printed text stay out of it?"""
+    course, _ = graded
+    html = feedback_html(course, RAN)
+    assert "__pwned" not in html and "onerror" not in html
+    assert toy.OUTPUT_MARKERS["forged"] in html                # shown as text, never as <img>
+    assert len(html) < len(feedback_html(course, "bob")) + 40_000
+
+
+@pytest.mark.slow
+def test_autograded_notebook_keeps_outputs_in_the_students_own_cells_only(graded):
+    """In dora's autograded notebook (formgrader shows it to instructors), do the kit's cells
+    hold only the kit's outputs, and her own cells only plain kinds of output?"""
+    course, _ = graded
+    for cell in autograded(course, RAN).cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            assert [o.output_type for o in cell.outputs] == ["stream", "execute_result"]
+        elif meta.get("locked"):
+            assert cell.outputs == [] and cell.execution_count is None
+        for out in cell.outputs:
+            assert set(out.get("data", {})) <= {"text/plain", "image/png"}
+            assert out.get("metadata", {}) in ({}, {"image/png": {"alt": IMAGE_ALT}})
+
+
+@pytest.mark.slow
+def test_feedback_counts_hand_grading_that_has_not_happened_as_pending(graded):
+    """Does bob's header read his auto-graded score out of the auto-graded points, with the
+    written answer's point pending, and list that answer as pending, not 0?"""
+    course, _ = graded
+    html = feedback_html(course, "bob")
+    assert ("toy_basics (Score: 2.0 / 5.0 auto-graded; 1 point of written answers pending "
+            "hand grading)") in html
+    assert ('<li><a href="#why_fast">why_fast (written answer, 1 point)</a> '
+            "(pending hand grading)</li>") in html
+    assert "Pending hand grading (1.0 points)" in html
+
+
+@pytest.mark.slow
+def test_feedback_after_hand_grading_counts_every_point(graded):
+    """Once a person grades carol's written answer, does her regenerated feedback count it
+    (a plain score of everything), with the score it got?"""
+    course, _ = graded
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        grade = gb.find_grade("why_fast", toy.NOTEBOOK, toy.ASSIGNMENT, "carol")
+        grade.manual_score, grade.needs_manual_grade = 1.0, False   # as formgrader saves it
+        gb.db.commit()
+    nbgrader(course, "generate_feedback", toy.ASSIGNMENT, "--student", "carol", "--force")
+    html = feedback_html(course, "carol")
+    assert "toy_basics (Score: 3.0 / 6.0)" in html and "pending hand grading" not in html
+    assert ('<li><a href="#why_fast">why_fast (written answer, 1 point)</a> '
+            "(Score: 1.0 / 1.0)</li>") in html

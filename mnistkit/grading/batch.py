@@ -17,6 +17,17 @@ and graded.json comes last, so an interrupted run (Ctrl-C, a crash, a reboot) le
 student either fully graded or not at all; running the same command again keeps every student
 whose fingerprint still matches and grades the rest. ``DIR/scores.csv`` (one row per student,
 one column per exercise) is rewritten at the end of every run, also an interrupted one.
+
+One student never stops a class. Any exception while grading one student (their submission
+tripping a bug of the kit included) makes that student "not graded: <reason>": not a zero,
+nothing in results.json or the gradebook, no total in scores.csv, whose ``status`` column says
+it; graded.json keeps the reason and the traceback for the instructor, and the next run grades
+them again. The batch goes on, lists them at the end, and ``mnistkit grade-class`` exits 1. A
+failure of the machine (``run.GradingUnavailable``: the sandbox did not start) is retried once,
+unless the pre-flight now fails here too: then the machine cannot grade anyone, and the batch
+stops with nothing recorded for that student (rerun once fixed). A worker process that dies
+(``BrokenProcessPool``) takes every grading of the pool with it: the pool is started again and
+those students are graded again, one at a time, so that a worker dying again names its cause.
 """
 from __future__ import annotations
 
@@ -31,6 +42,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +51,7 @@ from typing import Callable, Protocol
 
 import mnistkit
 from mnistkit import catalog
-from mnistkit.grading import run
+from mnistkit.grading import run, submitted_files
 from mnistkit.grading.results import Results, clean_line, write_atomically
 from mnistkit.paths import SOLUTIONS
 
@@ -47,6 +59,8 @@ FINGERPRINT_FILE = "graded.json"
 RESULTS_FILE = "results.json"
 SUMMARY_FILE = "summary.txt"
 SCORES_FILE = "scores.csv"
+GRADED, NOT_GRADED = "graded", "not graded"   # a record's status (graded.json, scores.csv)
+REASON_CHARS = 300        # a not-graded reason, one line
 # Peak memory of one grading (PSS of the grader, the sandbox and the student's code), measured
 # at 1.25-1.8 GiB on the four assignments; the default worker count keeps this much per worker.
 PER_GRADING_BYTES = 2 << 30
@@ -70,8 +84,9 @@ class Recorder(Protocol):
     time, in the order the gradings finish, after the student's results.json and summary.txt are
     written and before graded.json: a student counts as graded only once the recorder has
     returned, so a run stopped in between grades (and records) that student again. A recorder
-    must therefore accept a student it has recorded before (replace, not add). An exception it
-    raises stops the batch like a grading failure of the kit would."""
+    must therefore accept a student it has recorded before (replace, not add). A
+    ``run.GradingUnavailable`` it raises (the gradebook cannot be written at all) stops the
+    batch; any other exception makes that student not graded."""
 
     def record(self, student: str, results: Results) -> None: ...
 
@@ -169,8 +184,30 @@ def grading_fingerprint(assignment: str, course: run.Course) -> str:
 
 
 def submission_fingerprint(folder: Path, grading: str) -> str:
+    """The grading's fingerprint and the submission's files. Read like grading reads them
+    (``submitted_files``): a link, a hard link or a special file counts by its name and kind,
+    never by what it points to; a linked submission folder by where it points."""
     digest = hashlib.sha256(grading.encode())
-    _hash_files(digest, folder)
+    if submitted_files.root_refusal(folder):
+        try:
+            digest.update(b"refused\0" + os.fsencode(os.readlink(folder)))
+        except OSError:
+            digest.update(b"refused\0")
+        return digest.hexdigest()
+    entries, _ = submitted_files.walk(folder, skip=lambda name: name.startswith("."))
+    for entry in entries:
+        if any(part.startswith(".") for part in entry.rel.parts) or entry.kind == "folder":
+            continue   # hidden folders are never read
+        digest.update(os.fsencode(str(entry.rel)) + b"\0" + entry.kind.encode() + b"\0")
+        if entry.kind != "file":
+            continue
+        try:
+            with submitted_files.open_regular(folder, entry.rel) as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        except (OSError, submitted_files.Refused) as exc:   # changed since it was listed
+            digest.update(type(exc).__name__.encode())
+        digest.update(b"\0")
     return digest.hexdigest()
 
 
@@ -262,8 +299,10 @@ def default_jobs() -> int:
 def grade_one(folder: str, assignment: str, course: run.Course) -> Results:
     """One student's grading: the unit of work a worker runs. A top-level function of plain
     arguments, so it pickles by name for worker processes and Dask alike; ``Results`` is plain
-    data too. Raises ``run.GradingUnavailable`` when the machine cannot grade."""
-    return run.grade_submission(Path(folder), assignment, course=course)
+    data too. Raises ``run.GradingUnavailable`` when the machine cannot grade. The folder is
+    the student's (``follow_root=False``): a link in its place is refused, not followed."""
+    return run.grade_submission(Path(folder), assignment, course=course, follow_root=False)
+
 
 
 def _worker_started(threads: int = 0) -> None:
@@ -369,11 +408,19 @@ class ClassRun:
     graded: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)       # unchanged since their last grading
     missing: list[str] = field(default_factory=list)    # a student folder without this assignment
+    not_graded: dict[str, str] = field(default_factory=dict)   # student -> why (one line)
     seconds: float = 0.0
 
     def line(self) -> str:
         return (f"graded {len(self.graded)}, kept {len(self.kept)} unchanged, "
-                f"{len(self.missing)} without a submission, in {self.seconds:.0f} s")
+                f"{len(self.missing)} without a submission, "
+                + (f"{len(self.not_graded)} NOT GRADED, " if self.not_graded else "")
+                + f"in {self.seconds:.0f} s")
+
+    def not_graded_lines(self) -> list[str]:
+        """One line per student not graded, for the end of the run's output."""
+        return [f"  {clean_line(student, 100)}: not graded: {reason}"
+                for student, reason in sorted(self.not_graded.items())]
 
 
 def students(submitted: Path, assignment: str) -> list[tuple[str, Path | None]]:
@@ -382,7 +429,8 @@ def students(submitted: Path, assignment: str) -> list[tuple[str, Path | None]]:
     for entry in sorted(Path(submitted).iterdir()):
         if entry.is_dir() and not entry.name.startswith("."):
             folder = entry / assignment
-            found.append((entry.name, folder if folder.is_dir() else None))
+            # a link in its place is the student's doing: graded, and refused (grade_one)
+            found.append((entry.name, folder if folder.is_dir() or folder.is_symlink() else None))
     return found
 
 
@@ -391,7 +439,8 @@ def is_current(out: Path, fingerprint: str) -> bool:
         recorded = json.loads((out / FINGERPRINT_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return recorded.get("fingerprint") == fingerprint and (out / RESULTS_FILE).is_file()
+    return (recorded.get("fingerprint") == fingerprint and (out / RESULTS_FILE).is_file()
+            and recorded.get("status", GRADED) == GRADED)
 
 
 def duration(seconds: float) -> str:
@@ -439,11 +488,48 @@ def _record(target: Path, student: str, fingerprint: str, graded: Results,
     recorder.record(student, graded)
     write_atomically(target / FINGERPRINT_FILE, json.dumps(
         {"fingerprint": fingerprint, "assignment": graded.assignment, "student": student,
-         "scores": graded.scores(), "problems": graded.problems,
+         "status": GRADED, "scores": graded.scores(), "problems": graded.problems,
          "warnings": graded.warnings,
          # how each notebook's sandbox ran (warm or cold, restarts, peak memory): for instructors
          "sandboxes": {r.get("notebook_name") or "": r.get("sandbox", {})
                        for r in graded.notebooks}}, indent=2) + "\n")
+
+
+def _record_not_graded(target: Path, student: str, assignment: str, fingerprint: str,
+                       reason: str, details: str) -> None:
+    """A student the batch could not grade: graded.json says so (with the traceback, for the
+    instructor) and holds no scores; results.json from an earlier grading goes, since it no
+    longer describes this submission. Not handed to the recorder: nothing to record."""
+    (target / RESULTS_FILE).unlink(missing_ok=True)
+    write_atomically(target / SUMMARY_FILE, f"not graded: {reason}\n")
+    write_atomically(target / FINGERPRINT_FILE, json.dumps(
+        {"fingerprint": fingerprint, "assignment": assignment, "student": student,
+         "status": NOT_GRADED, "reason": reason, "scores": {}, "details": details[-20000:]},
+        indent=2) + "\n")
+
+
+def _why(exc: BaseException) -> tuple[str, str]:
+    """(one line for the instructor's list and scores.csv, the traceback) of a failed grading.
+    A worker's traceback comes along as the exception's cause (concurrent.futures)."""
+    if isinstance(exc, run.GradingUnavailable):
+        line = str(exc)
+    else:
+        line = f"the grader failed ({type(exc).__name__}: {exc}); a kit problem, see graded.json"
+    return clean_line(line, REASON_CHARS), "".join(traceback.format_exception(exc))
+
+
+def _machine_cannot_grade(assignment: str, course: run.Course, executor) -> str | None:
+    """After a machine failure: the pre-flight again, uncached, here (None: it passes, so the
+    failure was that student's grading's; a cluster checks its own workers)."""
+    if getattr(executor, "checks_workers", False):
+        return None
+    from mnistkit.grading import preflight
+    preflight.forget()
+    try:
+        run.check_can_grade(assignment, course)
+    except run.GradingUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def _graded_line(graded: Results) -> str:
@@ -468,11 +554,13 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
     is handed ``jobs`` gradings at a time, all of them when ``jobs`` is None. ``recorder``: see
     ``Recorder``.
 
-    Raises ``run.GradingUnavailable`` when grading cannot run at all (the pre-flight refuses
-    before anyone is graded), or when the grading environment fails mid-batch (also a worker
-    process that died): then the batch stops there, and that student gets nothing recorded
-    rather than zeros. On KeyboardInterrupt the gradings in progress are stopped, scores.csv
-    is written, and the interrupt raised again. Either way every student recorded stays."""
+    A student whose grading fails is "not graded" (``ClassRun.not_graded``; see the module
+    docstring) and the batch goes on. Raises ``run.GradingUnavailable`` when grading cannot run
+    at all: the pre-flight refuses before anyone is graded, or fails again after a student's
+    grading failed on the machine's side, or a caller's executor breaks; then the batch stops
+    there, and that student gets nothing recorded rather than zeros. On KeyboardInterrupt the
+    gradings in progress are stopped, scores.csv is written, and the interrupt raised again.
+    Either way every student recorded stays."""
     course = course or run.Course.default()
     recorder = recorder or _NoRecorder()
     submitted, out = Path(submitted), Path(out)
@@ -514,27 +602,90 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
         window = jobs or max(1, len(todo))
     progress.workers = window if owned else jobs
     running: dict[cf.Future, tuple[str, Path, str]] = {}
+    tries: dict[str, int] = {}   # machine failures, per student
+    pool_of: dict[cf.Future, cf.Executor] = {}   # a broken pool is started again once
+    suspects: set[str] = set()   # were grading when a worker died: graded again, alone
+
+    def not_graded(student, fingerprint, exc):
+        reason, details = _why(exc)
+        _record_not_graded(out / student, student, assignment, fingerprint, reason, details)
+        result.not_graded[student] = reason
+        progress.done += 1
+        progress.left_to_grade -= 1
+        say(f"{progress.where(student)}: not graded: {reason}{progress.timing()}")
+
+    def stop(student, why):
+        raise run.GradingUnavailable(
+            f"stopped at {student} ({why}); nothing recorded for them, the "
+            f"{len(result.graded)} graded in this run are saved: run the same "
+            "command again once fixed") from None
+
     try:
         while todo or running:
             while todo and len(running) < window:   # hand out work as workers free up
+                if suspects & {running[f][0] for f in running} \
+                        or running and todo[0][0] in suspects:
+                    break   # a suspect is graded alone: if its worker dies, it was its doing
                 student, folder, fingerprint = item = todo.popleft()
                 say(f"{progress.where(student)}: grading ...")
-                running[executor.submit(grade_one, str(folder), assignment, course)] = item
+                try:
+                    future = executor.submit(grade_one, str(folder), assignment, course)
+                except cf.BrokenExecutor as exc:   # a worker died since the last look
+                    if not owned:
+                        stop(student, f"a worker process died: {exc}")
+                    todo.appendleft(item)
+                    executor = _restart_pool(executor, window)
+                    continue
+                running[future], pool_of[future] = item, executor
             # wait, not as_completed: the set of futures grows as work is handed out
             finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for future in sorted(finished, key=lambda f: running[f][0]):
-                student, folder, fingerprint = running.pop(future)
+                student, folder, fingerprint = item = running.pop(future)
+                pool = pool_of.pop(future)
                 try:
                     graded = future.result()
-                except (run.GradingUnavailable, cf.BrokenExecutor) as exc:
-                    # the machine's fault (a worker killed for memory, the data gone): stop
-                    why = str(exc) if isinstance(exc, run.GradingUnavailable) else \
-                        f"a worker process died: {exc}; out of memory? try fewer --jobs"
-                    raise run.GradingUnavailable(
-                        f"stopped at {student} ({why}); nothing recorded for them, the "
-                        f"{len(result.graded)} graded in this run are saved: run the same "
-                        "command again once fixed") from None
-                _record(out / student, student, fingerprint, graded, recorder)
+                except cf.BrokenExecutor as exc:
+                    # a worker died (killed for memory?): every grading in the pool is lost.
+                    # Ours is started again and they are graded again, each alone; a student
+                    # whose worker dies while graded alone is not graded (the cause, theirs,
+                    # would otherwise stop the class)
+                    if not owned:
+                        stop(student, f"a worker process died: {exc}; out of memory? try "
+                                      "fewer --jobs")
+                    if student in suspects and not running:
+                        suspects.discard(student)
+                        not_graded(student, fingerprint, run.GradingUnavailable(
+                            "the worker process grading it died (out of memory?)"))
+                    else:
+                        suspects.add(student)
+                        todo.appendleft(item)
+                    if pool is executor:
+                        executor = _restart_pool(executor, window)
+                    continue
+                except run.GradingUnavailable as exc:
+                    # the machine's fault (the sandbox did not start, the data gone): if it
+                    # cannot grade anyone now, stop; else once more, then not graded
+                    if _machine_cannot_grade(assignment, course, executor) is not None:
+                        stop(student, str(exc))
+                    tries[student] = tries.get(student, 0) + 1
+                    if tries[student] < 2:
+                        say(f"{progress.where(student)}: {clean_line(exc, REASON_CHARS)}; "
+                            "grading once more")
+                        todo.appendleft(item)
+                    else:
+                        not_graded(student, fingerprint, exc)
+                    continue
+                except Exception as exc:   # a kit bug their submission trips: theirs alone
+                    not_graded(student, fingerprint, exc)
+                    continue
+                try:
+                    _record(out / student, student, fingerprint, graded, recorder)
+                except run.GradingUnavailable:
+                    raise   # the gradebook cannot be written at all: nobody can be recorded
+                except Exception as exc:
+                    not_graded(student, fingerprint, exc)
+                    continue
+                suspects.discard(student)
                 result.graded.append(student)
                 progress.done += 1
                 progress.left_to_grade -= 1
@@ -552,8 +703,19 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
     return result
 
 
+def _restart_pool(executor: cf.Executor, window: int) -> cf.Executor:
+    """A new worker pool in place of one that broke; the gradings it was running are lost
+    (their futures fail too and come back through the batch's loop, which grades them again)."""
+    if isinstance(executor, _InThisProcess):
+        return executor
+    _stop(executor, [], owned=True)
+    return _process_pool(window)
+
+
 def write_scores_csv(out: Path, assignment: str, course: run.Course) -> Path | None:
-    """One row per graded student: each auto-graded exercise's score and the total."""
+    """One row per student recorded: each auto-graded exercise's score, the total and the
+    ``status`` ("graded", or "not graded: <reason>" with no scores and no total, so that no
+    sum or mean over the column counts a student who was not graded as a zero)."""
     if not out.is_dir():
         return None
     ids = [ex.id for ex in catalog.load(course.source)
@@ -566,12 +728,16 @@ def write_scores_csv(out: Path, assignment: str, course: run.Course) -> Path | N
             continue
         if data.get("assignment") != assignment:
             continue
+        if data.get("status", GRADED) != GRADED:
+            rows.append([data["student"]] + [""] * len(ids)
+                        + ["", f"{NOT_GRADED}: {clean_line(data.get('reason', ''), REASON_CHARS)}"])
+            continue
         scores = data.get("scores", {})
         rows.append([data["student"]] + [scores.get(i, "") for i in ids]
-                    + [round(sum(scores.get(i) or 0 for i in ids), 4)])
+                    + [round(sum(scores.get(i) or 0 for i in ids), 4), GRADED])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["student"] + ids + ["total"])
+    writer.writerow(["student"] + ids + ["total", "status"])
     writer.writerows(rows)
     path = out / SCORES_FILE
     write_atomically(path, buffer.getvalue())

@@ -61,7 +61,8 @@ def grade_class(args) -> int:
 
     Says first how many workers grade and why (cores, memory), or which cluster; records into
     nbgrader's gradebook when there is one (``gradebook_course``); exit 130 on Ctrl-C with every
-    student graded so far saved."""
+    student graded so far saved. Exit 1 after the whole class when some student could not be
+    graded (batch.py: listed at the end, "not graded" in scores.csv, never a zero)."""
     from mnistkit.cli import KitError
     from mnistkit.grading import batch
 
@@ -85,8 +86,12 @@ def grade_class(args) -> int:
         print("interrupted: every student graded so far is saved; run the same command again "
               "to grade the rest", file=sys.stderr, flush=True)
         return 130
+    if done.not_graded:   # not zeros: they get no score until graded (rerun once fixed)
+        print(f"not graded ({len(done.not_graded)}; details in {out}/<student>/"
+              f"{batch.FINGERPRINT_FILE}, graded again by the next run):")
+        print("\n".join(done.not_graded_lines()))
     print(f"{args.assignment}: {done.line()}; scores in {out / batch.SCORES_FILE}")
-    return 0
+    return 1 if done.not_graded else 0
 
 
 def gradebook_course(submitted: Path, chosen: str | None, off: bool) -> Path | None:

@@ -22,9 +22,24 @@ The rules every comparison follows (one place, so no exercise can get them wrong
   A bool answer never matches a numeric reference (``torch.tensor(True)`` is not ``1.0``),
   and a number never matches a bool reference. Python ``bool``/``int``/``float`` and NumPy
   scalars have the kind of their type.
-* **Shapes are exact**: no broadcasting, and a 0-d tensor differs from a 1-element one, unless
-  the check says ``number=True`` (any single number: a Python number, a 0-d or a 1-element
-  tensor or array).
+* **Tensors and numbers: the answer's form is the prompt's** (one rule for every exercise,
+  stated in each notebook's grading intro and checked by ``tests/test_prompts.py``). The
+  reference's form stands for what the prompt asks, so every comparison checks it first:
+
+  ==================================  =============================================================
+  the prompt asks for                 accepted answers (the reference is ...)
+  ==================================  =============================================================
+  a tensor (rank 0: one number)       a ``torch.Tensor`` only (a tensor); a Python number, a list
+                                      or a NumPy array is not one
+  a number (``number=True``)          a Python number (or NumPy scalar) or a rank-0 tensor; not a
+                                      tensor of shape ``(1,)``, not a list
+  a Python ``int``/``float``          a Python number (a Python number); not a tensor
+  a list (tuple) of any of these      a list (a tuple) of as many items, each by its own rule
+  ==================================  =============================================================
+
+  A wrong form fails every check that compares it, as a wrong value would; its message says
+  which form was asked. A check whose prompt names no form passes the grader's own value.
+* **Shapes are exact**: no broadcasting, and a 0-d tensor differs from a 1-element one.
 * **Values**: floating comparisons in float64 with ``rtol``/``atol``; ``nan`` matches only
   ``nan`` and an answer with ``nan``/``inf`` where the reference is finite is wrong; integer
   and bool comparisons are exact.
@@ -69,16 +84,26 @@ def as_tensor(value, what: str) -> torch.Tensor:
     if isinstance(value, (str, bytes, dict)) or value is None:
         raise Mismatch(f"{what} should be a tensor (or numbers), got {type(value).__name__}")
     try:
+        if _tensors(value):          # torch.as_tensor takes a list of rank-0 tensors only
+            return torch.stack([v.detach() for v in value])
         t = torch.as_tensor(np.asarray(value) if isinstance(value, np.ndarray) else value)
     except Exception:
         raise Mismatch(f"{what} should be a tensor (or numbers), got {type(value).__name__}") from None
     return t.detach()
 
 
+def _tensors(value) -> bool:
+    """A non-empty list or tuple of tensors (compared stacked: a list of parameters)."""
+    return isinstance(value, (list, tuple)) and bool(value) \
+        and all(isinstance(v, torch.Tensor) for v in value)
+
+
 def _reference_tensor(reference) -> torch.Tensor:
     """The grader's own value as a tensor; it is trusted, so a failure here is a kit bug."""
     if isinstance(reference, torch.Tensor):
         return reference.detach()
+    if _tensors(reference):
+        return torch.stack([v.detach() for v in reference])
     return torch.as_tensor(reference)
 
 
@@ -118,18 +143,20 @@ def expect_dtype(value, dtype, what: str) -> torch.Tensor:
 def expect_close(value, reference, what: str, on: str = "", rtol: float = 1e-4,
                  atol: float = 1e-5, check_dtype: bool = False, kinds: str | None = None,
                  number: bool = False) -> torch.Tensor:
-    """Kind, shape, optionally the exact dtype, then values (module docstring: the rules).
-    ``on`` names the kind of input (e.g. 'a random batch of 7 images') so the student knows
-    where to look."""
+    """Form, kind, shape, optionally the exact dtype, then values (module docstring: the
+    rules). ``number=True`` where the prompt asks for "a number" (a Python number or a rank-0
+    tensor). ``on`` names the kind of input (e.g. 'a random batch of 7 images') so the student
+    knows where to look."""
     where = f" on {on}" if on else ""
     want = _reference_tensor(reference)
+    accepted_kinds(want, kinds)                      # a kit bug is raised before any verdict
+    expect_form(value, reference, what, where, number)
     got = as_tensor(value, what)
     if got.numel() or isinstance(value, (torch.Tensor, np.ndarray)):
         expect_kind(got, want, what, where, kinds)   # an empty Python list has no kind to judge
     if number:
         check(want.numel() == 1, "number=True needs a single-number reference")   # kit bug
-        check(got.numel() == 1, f"{what} should be a single number{where}, got {got.numel()} values")
-        got, want = got.reshape(()), want.reshape(())
+        want = want.reshape(())
     check(tuple(got.shape) == tuple(want.shape),
           f"{what} has shape {tuple(got.shape)}{where}, expected {tuple(want.shape)}")
     if check_dtype:
@@ -151,19 +178,74 @@ def expect_close(value, reference, what: str, on: str = "", rtol: float = 1e-4,
 
 
 def expect_number(value, what: str, kinds: str = "fi") -> float:
-    """A single real number as a Python float (a Python number, or a 0-d or 1-element tensor
-    or array of the accepted ``kinds``); a bool is not a number here."""
+    """A single real number as a Python float, where the prompt asks for "a number": a Python
+    number (or NumPy scalar) or a rank-0 tensor of the accepted ``kinds``; a bool is not a
+    number here, and neither is a tensor of shape ``(1,)`` (module docstring: the rules)."""
     if isinstance(value, (bool, np.bool_)):
         raise Mismatch(f"{what} should be a number, got a True/False value")
     if isinstance(value, numbers.Real):
         kind = "i" if isinstance(value, numbers.Integral) else "f"
         check(kind in kinds, f"{what} should be {' or '.join(KIND_NAMES[k] for k in kinds)}")
         return float(value)
+    _expect_single_number(value, what, "")
     t = as_tensor(value, what)
     check(kind_of(t) in kinds, f"{what} holds {KIND_NAMES[kind_of(t)]}, expected "
                                f"{' or '.join(KIND_NAMES[k] for k in kinds)}")
-    check(t.numel() == 1, f"{what} should be a single number, got {t.numel()} values")
     return float(t.reshape(()))
+
+
+def form_of(value) -> str:
+    """What a value is, in the words of the rule (for messages)."""
+    if isinstance(value, torch.Tensor):
+        return "a rank-0 tensor" if value.ndim == 0 else f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, (bool, np.bool_)):
+        return "a True/False value"
+    if isinstance(value, numbers.Number) or isinstance(value, np.generic):
+        return f"a Python {type(value).__name__}" if type(value).__module__ == "builtins" \
+            else f"a NumPy {type(value).__name__}"
+    if isinstance(value, np.ndarray):
+        return "a NumPy array"
+    return f"a {type(value).__name__}"
+
+
+def _is_python_number(value) -> bool:
+    return isinstance(value, (numbers.Number, np.generic)) \
+        or (isinstance(value, np.ndarray) and value.ndim == 0)
+
+
+def _expect_single_number(value, what: str, where: str) -> None:
+    """A number: a Python number (or NumPy scalar) or a rank-0 tensor."""
+    if _is_python_number(value) or (isinstance(value, torch.Tensor) and value.ndim == 0):
+        return
+    raise Mismatch(f"{what}{where} should be a single number (a Python number or a rank-0 "
+                   f"tensor), got {form_of(value)}")
+
+
+def expect_form(value, reference, what: str, where: str = "", number: bool = False) -> None:
+    """The answer has the form the prompt asks for, which the reference's form stands for
+    (module docstring: the rules): a tensor for a tensor, a Python number for a Python number,
+    a list (tuple) of as many items for a list (tuple), item by item; with ``number=True`` any
+    single number (a Python number or a rank-0 tensor). A value of another form fails here,
+    before its values are looked at, with a message that names the form asked for."""
+    if number:
+        _expect_single_number(value, what, where)
+    elif isinstance(reference, torch.Tensor):
+        if not isinstance(value, torch.Tensor):
+            asked = "a tensor (rank 0: one number as a tensor)" if reference.ndim == 0 \
+                else "a tensor"
+            raise Mismatch(f"{what}{where} should be {asked}, got {form_of(value)}")
+    elif isinstance(reference, (list, tuple)):
+        kind = type(reference).__name__
+        check(type(value) is type(reference),
+              f"{what}{where} should be a {kind}, got {form_of(value)}")
+        if len(value) == len(reference):      # otherwise the shape check says so
+            for item, ref_item in zip(value, reference):
+                expect_form(item, ref_item, f"an item of {what}", where)
+    elif _is_python_number(reference) and not isinstance(reference, np.ndarray):
+        if not _is_python_number(value):
+            hint = " (.item() turns a rank-0 tensor into one)" \
+                if isinstance(value, torch.Tensor) else ""
+            raise Mismatch(f"{what}{where} should be a Python number{hint}, got {form_of(value)}")
 
 
 def _same_plain(got, want) -> bool:

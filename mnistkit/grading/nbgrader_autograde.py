@@ -1,8 +1,9 @@
 """nbgrader preprocessor: grade with the hidden autograder instead of running the notebook.
 
 It replaces nbgrader's ``Execute`` in ``c.Autograde.autograde_preprocessors`` (see
-nbgrader_config.py). By then nbgrader has sanitized the submission (outputs cleared, locked
-cells overwritten from the gradebook); this preprocessor also puts back locked cells the student
+nbgrader_config.py). By then nbgrader has sanitized the submission (the kit's cells' outputs
+cleared, the student's own kept plain and bounded by ``submitted_outputs``, locked cells
+overwritten from the gradebook); this preprocessor also puts back locked cells the student
 deleted (from the release notebook), grades the notebook with ``mnistkit.grading.run`` (the same
 code as ``mnistkit grade``, so the same score) and writes the result into every graded code
 cell: a stdout stream with the score and one feedback line per problem, then an
@@ -12,7 +13,9 @@ say), and a grading run that fails still writes 0 and the reason into every grad
 graded code cell left without outputs would get full marks from nbgrader. The one exception is
 a grading machine unfit to grade (``preflight.NotReady``: no data, no sandbox): that is never
 the student's fault, so the preprocessor raises, nbgrader records nothing for the notebook and
-``nbgrader autograde`` exits non-zero.
+``nbgrader autograde`` exits non-zero. A submitted notebook that is not a file of the submission
+(a link to the instructor's notebook, a fifo: ``nbgrader_submitted``) is never read: it gets 0
+and the reason in every graded cell, like a missing notebook.
 
 ``mnistkit grade-class`` records into the same gradebook through this same preprocessor
 (``mnistkit.grading.gradebook``): it runs nbgrader's Autograde for one student with
@@ -36,7 +39,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict, Float, Unicode
 
-from mnistkit.grading import preflight, run, submission
+from mnistkit.grading import nbgrader_submitted, preflight, run, submission, submitted_outputs
 from mnistkit.grading.left_out import ran_as_designed
 from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, cap_lines,
                                       clean_block)
@@ -53,16 +56,18 @@ def _cell_line(cell: dict) -> str:
 
 
 def write_results(nb, report: dict, notes: list[str] = ()) -> None:
-    """Put the report into ``nb``'s code cells (see the module docstring)."""
+    """Put the report into ``nb``'s code cells (see the module docstring). The student's own
+    cells keep the outputs they handed in, plain and bounded (``submitted_outputs``); the
+    grader's message about such a cell comes after them."""
     runs = {c["index"]: c for c in report.get("cells", [])}
     code_index = -1
     first_graded = True
+    budget = submitted_outputs.Budget()
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         code_index += 1
-        cell.outputs = []
-        cell.execution_count = None
+        submitted_outputs.keep_own(cell, budget)
         meta = cell.metadata.get("nbgrader", {})
         grade_id = meta.get("grade_id")
         if meta.get("grade") and grade_id:
@@ -84,7 +89,8 @@ def write_results(nb, report: dict, notes: list[str] = ()) -> None:
             continue
         ran = runs.get(code_index)
         if ran and not ran_as_designed(ran["status"]):
-            cell.outputs = [_stdout(f"{HEADER}: when graded, this cell {_cell_line(ran)}\n")]
+            cell.outputs = [*cell.outputs,
+                            _stdout(f"{HEADER}: when graded, this cell {_cell_line(ran)}\n")]
 
 
 def quiet_known_nbgrader_warnings() -> None:
@@ -126,6 +132,17 @@ class GradeWithHiddenTests(NbGraderPreprocessor):
                             autograder=root / self.autograder_directory)
         return course, coursedir
 
+    @staticmethod
+    def _refused(coursedir: CourseDirectory, info: dict) -> str:
+        """Why the submitted notebook this copy was made from is not a file of the submission
+        ("" when it is): nbgrader_submitted.SubmittedFilesOnly read an empty notebook in its
+        place, and nothing of it may be graded."""
+        if not info.get("student"):
+            return ""
+        folder = Path(coursedir.format_path(coursedir.submitted_directory, info["student"],
+                                            info["assignment"]))
+        return nbgrader_submitted.refusal(folder / f"{info['notebook']}.ipynb")
+
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
         assignment, notebook = info["assignment"], info["notebook"]
@@ -136,19 +153,25 @@ class GradeWithHiddenTests(NbGraderPreprocessor):
             release = Path(coursedir.format_path(coursedir.release_directory, ".", assignment))
             release_nb = release / f"{notebook}.ipynb"
             if release_nb.is_file():
+                held = submitted_outputs.hold(nb)     # restore_cells clears every output
                 nb, notes = submission.restore_cells(
                     nb, submission.read_release(release_nb, full=True), replace=False)
+                submitted_outputs.put_back(nb, held)
             if given is not None:   # graded already (grade-class): only write it down
                 write_results(nb, given, notes)
                 self.log.info("mnistkit: recorded %s/%s from its grade report", assignment,
                               notebook)
                 return nb, resources
-            run.check_can_grade(assignment, course)
-            with tempfile.TemporaryDirectory(prefix="mnistkit-nbgrader-") as tmp:
-                path = Path(tmp) / f"{notebook}.ipynb"
-                nbformat.write(submission.clean(nb), str(path))
-                report = run.grade_notebook(path, assignment, course=course,
-                                            notebook_name=notebook, timeout=self.timeout)
+            refused = self._refused(coursedir, info)
+            if refused:   # never read (SubmittedFilesOnly): graded as missing, with the reason
+                report = run.failed_report(assignment, notebook, refused, course)
+            else:
+                run.check_can_grade(assignment, course)
+                with tempfile.TemporaryDirectory(prefix="mnistkit-nbgrader-") as tmp:
+                    path = Path(tmp) / f"{notebook}.ipynb"
+                    nbformat.write(submission.grading_copy(nb, release_nb), str(path))
+                    report = run.grade_notebook(path, assignment, course=course,
+                                                notebook_name=notebook, timeout=self.timeout)
         except preflight.NotReady as exc:
             # The grading machine is at fault, not the student: refuse rather than record 0.
             # nbgrader then records no grade for this notebook, drops its autograded copy and

@@ -309,11 +309,20 @@ def build_report(config) -> dict:
         assignment=assignment,
         seed_name=("default" if config.getoption("--grading-seed") == DEFAULT_SEED else "custom"),
         exercises=exercises,
-        cells=[vars(c) for c in getattr(handle, "cells", [])],
+        cells=_cells_with_places(getattr(handle, "cells", []), notebook),
         sandbox=handle.resources() if hasattr(handle, "resources") else {},
         problems=problems,
         warnings=warnings,
     )
+
+
+def _cells_with_places(cells, notebook: str) -> list[dict]:
+    """How each code cell ran, with where it is in words a student can find in JupyterLab
+    (``mnistkit.cell_places``), read from the notebook this grading ran."""
+    from mnistkit.cell_places import notebook_places
+    places = notebook_places(Path(notebook)) if notebook else []
+    return [dict(vars(c), **({"place": places[c.index]} if 0 <= c.index < len(places) else {}))
+            for c in cells]
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,8 +1,10 @@
 """A graded submission: Gradescope's results.json and a one-screen summary for the terminal.
 
 Gradescope format (https://gradescope-autograders.readthedocs.io/en/latest/specs/): one test per
-auto-graded exercise, named ``"<exercise id>: <title>"``, with one line of feedback per failed
-check. Hand-graded exercises are not tests (they would count as lost points); the top-level
+hidden check, named ``"<exercise id>: <what the check checks>"`` (``check_title``: words from
+the check's function name, never its code), worth its share of the exercise's points, with
+the check's message as its output; an exercise that was not graded is one test with the
+reason. Hand-graded exercises are not tests (they would count as lost points); the top-level
 ``output`` lists them. The grader's own output (``stdout``) stays hidden from students: it can
 show hidden test code.
 
@@ -75,6 +77,64 @@ def cap_lines(lines, max_lines: int, max_chars: int | None = None) -> list[str]:
     return out
 
 
+def _snake(name: str) -> str:
+    """``BasicOptim`` -> ``basic_optim``, ``MomentumSGD`` -> ``momentum_sgd``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def check_title(exercise: str, check: str) -> str:
+    """What a hidden check checks, for students: the words of its test function's name after
+    ``test_`` and the exercise's own words (``test_sgd_step_changes_nothing_in_place`` ->
+    "changes nothing in place"; ``test_momentum_defaults_to_0_9`` -> "defaults to 0.9"), with
+    a parameter that is not the exercise id in brackets ("trained model accuracy (90%)").
+
+    The hidden tests' docstrings are notes for instructors (how a verdict is reached, what the
+    sandbox could fake), not words for students; their names say what is checked."""
+    name, _, param = str(check).partition("[")
+    param = param.rstrip("]")
+    words = [w for w in name.removeprefix("test_").split("_") if w]
+    own = set(_snake(exercise).split("_"))
+    while words and words[0].lower() in own:
+        words.pop(0)
+    title = re.sub(r"(?<=\d) (?=\d)", ".", " ".join(words)) or "the answer"
+    if param and param != exercise:
+        title += f" ({param})"
+    return clean_line(title, 120)
+
+
+def check_lines(exercise: str, checks: list[dict]) -> list[str]:
+    """One feedback line per distinct reason the exercise's checks failed, naming the checks
+    (``check_title``) it applies to: "changes nothing in place: <reason>"; "every check:
+    <reason>" when all of them failed for it (an unanswered exercise)."""
+    failed: dict[str, list[str]] = {}
+    for check in checks:
+        if check["status"] != "passed":
+            message = clean_line(check.get("message") or "a check failed")
+            failed.setdefault(message, []).append(check_title(exercise, check.get("check", "")))
+    lines = []
+    for message, titles in failed.items():
+        if len(titles) == len(checks) and len(checks) > 1:
+            label = "every check"
+        elif len(titles) <= 3:
+            label = "; ".join(titles)
+        else:
+            label = f"{'; '.join(titles[:2])} and {len(titles) - 2} more checks"
+        lines.append(f"{label}: {message}")
+    return lines
+
+
+def _shares(points: float, weights: list[float]) -> list[float]:
+    """Each check's share of ``points`` (by weight), rounded so that the shares add up to
+    ``points`` exactly (each is a difference of rounded running totals)."""
+    total, running, shares, before = sum(weights), 0.0, [], 0.0
+    for weight in weights:
+        running += weight
+        upto = round(points * running / total, 4) if total > 0 else 0.0
+        shares.append(round(upto - before, 4))
+        before = upto
+    return shares
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,19 +205,51 @@ class Results:
         lines += cap_lines(self.all_notes(), NOTE_LINES)
         return "\n".join(lines)
 
-    def to_gradescope(self) -> dict:
-        tests = []
-        for ex_id, entry in self.auto():
+    @staticmethod
+    def _tests(ex_id: str, entry: dict) -> list[dict]:
+        """The Gradescope tests of one exercise: one per check, or one with the reason."""
+        checks = entry.get("checks") or []
+        feedback = cap_lines(entry.get("feedback", []), FEEDBACK_LINES, FEEDBACK_CHARS)
+        if not checks:
             full = entry["score"] >= entry["points"] - 1e-9
+            return [{"name": f"{ex_id}: {clean_line(entry.get('status') or 'not graded', 80)}",
+                     "score": entry["score"], "max_score": entry["points"],
+                     "status": "passed" if full else "failed", "output": "\n".join(feedback),
+                     "visibility": "visible"}]
+        # lines about the exercise rather than one check (its answer cell raised...): with
+        # the first failed check
+        from_checks = {clean_line(line) for line in check_lines(ex_id, checks)}   # as capped
+        about = [line for line in feedback if line not in from_checks
+                 and not line.startswith("... and ")]
+        tests, shown, budget = [], {}, FEEDBACK_CHARS   # the exercise's feedback, as before
+        shares = _shares(entry["points"], [c.get("weight", 1.0) for c in checks])
+        for check, share in zip(checks, shares):
+            passed = check["status"] == "passed"
+            title = check_title(ex_id, check.get("check", ""))
+            lines = []
+            if not passed:
+                message = clean_line(check.get("message") or "a check failed")
+                if len(message) <= budget:            # the exercise's budget, as one test had
+                    shown.setdefault(message, title)
+                    budget -= len(message)
+                elif message in shown:
+                    message = f"the same reason as '{shown[message]}'"
+                else:
+                    message = f"(reason left out: this exercise's feedback is over " \
+                              f"{FEEDBACK_CHARS} characters)"
+                lines, about = about + [message], []
             tests.append({
-                "name": f"{ex_id}: {entry['title']}" if entry.get("title") else ex_id,
-                "score": entry["score"],
-                "max_score": entry["points"],
-                "status": "passed" if full else "failed",
-                "output": "\n".join(cap_lines(entry.get("feedback", []), FEEDBACK_LINES,
-                                               FEEDBACK_CHARS)),
+                "name": f"{ex_id}: {title}",
+                "score": share if passed else 0.0,
+                "max_score": share,
+                "status": "passed" if passed else "failed",
+                "output": "\n".join(cap_lines(lines, FEEDBACK_LINES, FEEDBACK_CHARS)),
                 "visibility": "visible",
             })
+        return tests
+
+    def to_gradescope(self) -> dict:
+        tests = [test for ex_id, entry in self.auto() for test in self._tests(ex_id, entry)]
         return {
             "score": self.score,
             "execution_time": round(self.execution_time, 1),

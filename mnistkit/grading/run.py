@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Callable
 
 from mnistkit import catalog
+from mnistkit.cell_places import place_of
 from mnistkit.grading import submission
 from mnistkit.grading.left_out import ran_as_designed
 from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, Results,
-                                      cap_lines, clean_line)
+                                      cap_lines, check_lines, clean_line)
 from mnistkit.paths import AUTOGRADER, RELEASE, ROOT, SOURCE
 
 IN_PROCESS_ENV = "MNISTKIT_UNSAFE_IN_PROCESS"
@@ -194,14 +195,7 @@ def finish_report(report: dict) -> dict:
         answer = answers.get(ex_id + "-answer")
         if answer and answer["status"] != "ok":
             lines.append(f"your answer cell {_cell_line(answer)}")
-        counts: dict[str, int] = {}
-        for check in entry.get("checks", []):
-            if check["status"] != "passed":
-                message = check["message"] or "a check failed"
-                counts[message] = counts.get(message, 0) + 1
-        for message, n in counts.items():
-            message = clean_line(message)
-            lines.append(message if n == 1 else f"{message} ({n} checks)")
+        lines += check_lines(ex_id, entry.get("checks", []))   # names each failed check
         # Student text (their exception messages, whatever a forged runner sends) is cleaned
         # and capped here, once for every way a report is shown (results.py, nbgrader).
         entry["feedback"] = cap_lines(lines, FEEDBACK_LINES, FEEDBACK_CHARS)
@@ -210,8 +204,7 @@ def finish_report(report: dict) -> dict:
     for cell in cells:
         gid = cell.get("grade_id") or ""
         if not ran_as_designed(cell["status"]) and not gid.endswith("-answer"):
-            name = f"cell {gid!r}" if gid else "one of your own cells"
-            notes.append(f"code cell {cell['index'] + 1} ({name}) {_cell_line(cell)}")
+            notes.append(f"{place_of(cell)} {_cell_line(cell)}")   # never a count (cell_places)
     report["notes"] = cap_lines(notes, NOTE_LINES)
     return report
 
@@ -360,21 +353,28 @@ def grade_notebook(notebook: Path, assignment: str, *, course: Course | None = N
 
 def grade_submission(submission_dir: Path, assignment: str, *, course: Course | None = None,
                      in_process: bool | None = None, timeout: float | None = None,
-                     progress: Callable[[str], None] | None = None) -> Results:
+                     progress: Callable[[str], None] | None = None,
+                     follow_root: bool = True) -> Results:
     """Grade every notebook of ``assignment`` in ``submission_dir`` (laid out like
-    release/<assignment>/). Raises ``GradingUnavailable`` only when grading cannot run."""
+    release/<assignment>/). Raises ``GradingUnavailable`` only when grading cannot run.
+
+    Only files of the submission are read: a notebook that is a link, a hard link or a special
+    file is graded as missing, with the reason (``submitted_files``). ``follow_root=False``
+    when ``submission_dir`` itself is the student's (grade-class's ``<student>/<assignment>``):
+    a link there is refused the same way; ``mnistkit grade``'s folder is the caller's choice."""
     course = course or Course.default()
     say = progress or (lambda line: None)
     submission_dir = Path(submission_dir)
     check_can_grade(assignment, course, in_process)
-    if not submission_dir.is_dir():
+    if not (submission_dir.is_dir() or not follow_root and submission_dir.is_symlink()):
         raise GradingUnavailable(f"no such folder: {submission_dir}")
     start = time.perf_counter()
     reports = []
     with tempfile.TemporaryDirectory(prefix="mnistkit-submission-") as scratch:
         prepared, notes = submission.prepare(
             submission_dir, course.notebooks(assignment),
-            [course.release / assignment, course.source / assignment], Path(scratch))
+            [course.release / assignment, course.source / assignment], Path(scratch),
+            follow_root=follow_root)
         for item in prepared:
             if item.path is None:
                 say(clean_line(f"  {item.name}.ipynb: not graded: {item.reason}", 300))

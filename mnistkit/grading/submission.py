@@ -10,7 +10,10 @@ locked cells the student deleted are put back after the graded cell that precede
 deleted answer cell stays deleted).
 
 A notebook that cannot be read raises ``Unreadable`` with a reason safe to show the student;
-the caller grades it 0 on every exercise with that reason.
+the caller grades it 0 on every exercise with that reason. That includes a notebook that is not
+a file of the submission (a link, a hard link, a fifo: ``submitted_files``), which is graded as
+missing, and nothing it points to is read. Finding and preparing never raise for what a
+submission holds, however odd (tests/test_submit_links.py checks it over generated layouts).
 """
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ import copy
 import json
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
+
+from mnistkit.grading import submitted_files
+from mnistkit.grading.submitted_files import Refused, shown
 
 MAX_BYTES = 256 * 1024 * 1024     # a notebook this big is not something a student wrote
 SKIP_PARTS = {".ipynb_checkpoints", "__MACOSX"}
@@ -108,7 +114,8 @@ def read_plain(path: Path) -> Node:
 
 def _decode(raw: bytes) -> tuple[str, list[str]]:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), ["the file was saved as UTF-16; read it as such"]
+        return raw.decode("utf-16", errors="replace"), \
+            ["the file was saved as UTF-16; read it as such"]
     try:
         return raw.decode("utf-8-sig"), []
     except UnicodeDecodeError:
@@ -124,10 +131,32 @@ def _source(value) -> str:
     raise TypeError("cell source is neither text nor a list of lines")
 
 
-def clean(nb) -> Node:
-    """A fresh nbformat 4.5 notebook with the same cells' types and sources, no outputs, and
-    only the ``nbgrader`` cell metadata (what grading needs). Cells that are not cells are
-    dropped. Ids are kept when valid and unique, otherwise new ones are made."""
+# What grading reads of a cell's nbgrader metadata, and the type each value must have; the rest
+# (checksums, nbgrader's copy of the cell type, anything a student added) is dropped.
+NBGRADER_KEYS = {"grade_id": (str,), "grade": (bool,), "solution": (bool,), "locked": (bool,),
+                 "task": (bool,), "points": (int, float), "schema_version": (int,)}
+
+
+def _nbgrader_meta(meta) -> dict | None:
+    if not isinstance(meta, dict) or not isinstance(meta.get("nbgrader"), dict):
+        return None
+    return {key: value for key, value in meta["nbgrader"].items()
+            if key in NBGRADER_KEYS and isinstance(value, NBGRADER_KEYS[key])
+            and not (isinstance(value, bool) and bool not in NBGRADER_KEYS[key])}
+
+
+def clean(nb, keep_ids: bool = False) -> Node:
+    """A fresh nbformat 4.5 notebook rebuilt from what grading needs: each cell's type and
+    source, and of its metadata only the ``nbgrader`` keys grading reads (``NBGRADER_KEYS``);
+    no outputs, no attachments, no other metadata, the kit's own notebook metadata. Cells that
+    are not cells are dropped.
+
+    Every cell gets a new id, ``cell-<n>`` by position: this notebook is what the sandbox gets
+    (a copy in its home folder), and a submitted id is up to 64 characters the student chose
+    (issue 18: trained weights hidden in the ids of 290 empty cells). Nothing maps results back
+    by id: reports name cells by code-cell index and grade id, and nbgrader's autograded copy
+    (which keeps the student's ids) is not this one. ``keep_ids``: for the kit's own trusted
+    notebooks (``read_release``), whose cells restore_cells copies in beside the student's."""
     out = new_notebook()
     out.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                    "language": "python"},
@@ -143,30 +172,48 @@ def clean(nb) -> Node:
         if cell.get("cell_type") not in ("code", "markdown", "raw"):
             continue
         new = new_cell(cell["cell_type"], source)
+        new.id = f"cell-{len(out.cells) + 1}"
         cell_id = cell.get("id")
-        if (isinstance(cell_id, str) and 1 <= len(cell_id) <= 64 and cell_id not in seen
-                and all(ch.isalnum() or ch in "-_" for ch in cell_id)):
+        if (keep_ids and isinstance(cell_id, str) and 1 <= len(cell_id) <= 64
+                and cell_id not in seen and all(ch.isalnum() or ch in "-_" for ch in cell_id)):
             new.id = cell_id
         seen.add(new.id)
-        meta = cell.get("metadata")
-        if isinstance(meta, dict) and isinstance(meta.get("nbgrader"), dict):
-            new.metadata["nbgrader"] = copy.deepcopy(meta["nbgrader"])
+        meta = _nbgrader_meta(cell.get("metadata"))
+        if meta is not None:
+            new.metadata["nbgrader"] = meta
         out.cells.append(new)
     return out
 
 
-def read_notebook(path: Path) -> tuple[Node, list[str]]:
-    """Read any submitted notebook file into a clean v4.5 notebook; raises ``Unreadable``."""
-    name = path.name
+def read_notebook(path: Path, root: Path | None = None) -> tuple[Node, list[str]]:
+    """Read a submitted notebook file into a clean v4.5 notebook; raises ``Unreadable``.
+
+    ``root``: the submission folder, ``path`` relative to it (or under it); every folder on the
+    way is opened without following links (``submitted_files.open_regular``). Without ``root``
+    the file is opened in its own folder, still never through a link or as anything but a
+    regular file with one link."""
+    path = Path(path)
+    if root is None:
+        root, rel = path.parent, PurePath(path.name)
+    else:
+        rel = PurePath(path).relative_to(root)   # lexically: locate builds it as root / rel
+    name = shown(rel.name)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise Unreadable(f"{name} is {size / 2**20:.0f} MB, too big to grade; clear all "
-                             "outputs (Kernel > Restart Kernel and Clear All Outputs) and resubmit")
-        raw = path.read_bytes()
+        raw, size = submitted_files.read_regular(Path(root), rel, MAX_BYTES, name=name)
+    except Refused as exc:
+        raise Unreadable(str(exc)) from None
     except OSError as exc:
         raise Unreadable(f"{name} could not be opened ({exc.strerror or type(exc).__name__})") \
             from None
+    if size > MAX_BYTES or len(raw) > MAX_BYTES:
+        raise Unreadable(f"{name} is {max(size, len(raw)) / 2**20:.0f} MB, too big to grade; "
+                         "clear all outputs (Kernel > Restart Kernel and Clear All Outputs) and "
+                         "resubmit")
+    return parse_notebook(raw, name)
+
+
+def parse_notebook(raw: bytes, name: str) -> tuple[Node, list[str]]:
+    """The bytes of a submitted notebook as a clean v4.5 notebook; raises ``Unreadable``."""
     if not raw.strip():
         raise Unreadable(f"{name} is empty")
     text, notes = _decode(raw)
@@ -176,6 +223,9 @@ def read_notebook(path: Path) -> tuple[Node, list[str]]:
         raise Unreadable(f"{name} is not a valid notebook file (not JSON: {exc.msg} at line "
                          f"{exc.lineno}, column {exc.colno}); was it cut off or edited outside "
                          "Jupyter? Open it in Jupyter, save, and resubmit") from None
+    except (ValueError, RecursionError):   # a number of 5,000 digits; [[[[...]]]] a mile deep
+        raise Unreadable(f"{name} is not a notebook Jupyter saved (values too long or nested too "
+                         "deep); open it in Jupyter, save, and resubmit") from None
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise Unreadable(f"{name} is JSON but not a Jupyter notebook")
     major = data.get("nbformat")
@@ -192,7 +242,11 @@ def read_notebook(path: Path) -> tuple[Node, list[str]]:
                              "converted; open it in a current Jupyter, save, and resubmit") from None
         notes.append(f"converted {name} from notebook format {major} to 4")
         data = nb
-    return clean(data), notes
+    try:
+        return clean(data), notes
+    except RecursionError:   # nbgrader metadata nested a mile deep
+        raise Unreadable(f"{name} has cell metadata nested too deep; open it in Jupyter, save, "
+                         "and resubmit") from None
 
 
 # --- restoring locked cells --------------------------------------------------------------
@@ -285,7 +339,20 @@ def read_release(path: Path, full: bool = False) -> Node:
     """The release notebook the locked cells come from: trusted, the kit's own. ``full`` keeps
     all cell metadata (for nbgrader's autograded copy), otherwise only what grading needs."""
     nb = read_plain(path)
-    return nb if full else clean(nb)
+    return nb if full else clean(nb, keep_ids=True)
+
+
+def grading_copy(nb, release_path: Path | None) -> Node:
+    """The notebook grading runs, and the sandbox gets, made from ``nb`` (nbgrader's autograded
+    notebook): ``clean`` (kit-made ids, sources, nbgrader metadata only), every locked cell as
+    released. nbgrader restores locked cells from its gradebook, whose sources were recorded
+    before the release dropped mark schemes: the model answers of written tasks, which are the
+    instructor's and must not reach the student's sandbox (nor count as the student's text in
+    a4's data limit). The same as ``prepare_notebook`` makes for ``mnistkit grade``."""
+    out = clean(nb)
+    if release_path is not None and Path(release_path).is_file():
+        out, _ = restore_cells(out, read_release(release_path))
+    return out
 
 
 def prepare_notebook(nb, release_path: Path | None, out_path: Path) -> list[str]:
@@ -300,48 +367,80 @@ def prepare_notebook(nb, release_path: Path | None, out_path: Path) -> list[str]
 
 # --- finding the notebooks of a submission -----------------------------------------------
 
-def _candidates(submission_dir: Path) -> list[Path]:
-    found = [p for p in submission_dir.rglob("*.ipynb")
-             if p.is_file() and not SKIP_PARTS & set(p.relative_to(submission_dir).parts)
-             and not any(part.startswith(".") for part in p.relative_to(submission_dir).parts)]
-    return sorted(found, key=lambda p: (len(p.relative_to(submission_dir).parts), str(p)))
+def _hidden(name: str) -> bool:
+    return name in SKIP_PARTS or name.startswith(".")
+
+
+def _candidates(submission_dir: Path) -> tuple[list[submitted_files.Entry], list[str]]:
+    """Every name ending in .ipynb (any case) that is not a folder, links and special files
+    included (so that one under an expected name is refused with its reason), outside hidden
+    folders and checkpoints; top level first. Never through a link to a folder."""
+    entries, notes = submitted_files.walk(submission_dir, skip=_hidden)
+    found = [e for e in entries if e.rel.suffix.lower() == ".ipynb" and e.kind != "folder"
+             and not any(_hidden(part) for part in e.rel.parts)]
+    return found, notes
+
+
+def _stand_in(name: str, unused: list, lone: bool):
+    """The candidate that stands in for missing ``name``: one whose name starts with it, else
+    the only one left when ``lone`` (only this notebook is missing); a plain file before
+    anything else, which then is refused with its reason rather than called missing."""
+    for pool in ([e for e in unused if e.kind == "file"], unused):
+        similar = [e for e in pool if e.rel.stem.lower().startswith(name.lower())]
+        if similar:
+            return similar[0]
+        if lone and len(pool) == 1:
+            return pool[0]
+    return None
 
 
 def locate(submission_dir: Path, expected: list[str]) -> tuple[dict[str, Path | None], list[str]]:
     """Which submitted file is each expected notebook (None when missing), and notes.
 
-    Exact names win (top level first, then subfolders); a notebook whose name starts with the
-    expected name (``a1 (1).ipynb``, ``a1-Copy1.ipynb``) stands in for a missing one; anything
-    else is ignored and noted."""
-    candidates = _candidates(submission_dir)
+    Exact names win (top level first, then subfolders; a plain file before a link or fifo of
+    that name, which otherwise is that notebook and is refused when read). A name that starts
+    with the expected one (``a1 (1).ipynb``, ``A1-Copy1.ipynb``), or the only notebook left when
+    one is missing (``homework.ipynb``), stands in for a missing one (``_stand_in``). Anything
+    else is ignored and noted. Nothing is read here, and nothing the folder holds makes it
+    raise."""
+    candidates, notes = _candidates(Path(submission_dir))
     found: dict[str, Path | None] = {}
     unused = list(candidates)
     for name in expected:
-        match = next((p for p in unused if p.stem == name), None)
+        exact = [e for e in unused if e.rel.stem == name]
+        match = next((e for e in exact if e.kind == "file"), exact[0] if exact else None)
         if match is not None:
             unused.remove(match)
-        found[name] = match
-    notes = []
+        found[name] = None if match is None else Path(submission_dir) / match.rel
     for name in expected:
         if found[name] is not None:
             continue
-        similar = [p for p in unused if p.stem.lower().startswith(name.lower())]
-        if not similar and len(unused) == 1 and sum(v is None for v in found.values()) == 1:
-            similar = unused
-        if similar:
-            found[name] = similar[0]
-            unused.remove(similar[0])
-            notes.append(f"graded {similar[0].relative_to(submission_dir)} as {name}.ipynb")
-    for p in unused:
-        notes.append(f"ignored {p.relative_to(submission_dir)} (not a notebook of this assignment)")
+        lone = sum(v is None for v in found.values()) == 1
+        chosen = _stand_in(name, unused, lone)
+        if chosen is not None:
+            found[name] = Path(submission_dir) / chosen.rel
+            unused.remove(chosen)
+            notes.append(f"graded {shown(chosen.rel)} as {name}.ipynb")
+    for e in unused:
+        why = {"file": "not a notebook of this assignment",
+               "link": "a link, not a file; nothing it points to is read",
+               "hard link": "a hard link, not a file of its own; not read"}.get(
+                   e.kind, f"a {e.kind}, not a file; not read")
+        notes.append(f"ignored {shown(e.rel)} ({why})")
     return found, notes
 
 
 def prepare(submission_dir: Path, expected: list[str], release_dirs: list[Path],
-            scratch: Path) -> tuple[list[Prepared], list[str]]:
+            scratch: Path, *, follow_root: bool = True) -> tuple[list[Prepared], list[str]]:
     """Every expected notebook of the submission, cleaned and restored into ``scratch``.
     Locked cells come from the first of ``release_dirs`` that has the notebook (the release;
-    the source notebook's locked cells are the same)."""
+    the source notebook's locked cells are the same). ``follow_root=False``: the folder itself
+    is the student's too (grade-class's ``<student>/<assignment>``), so a link there is refused
+    like a linked notebook: every notebook missing, with the reason."""
+    submission_dir = Path(submission_dir)
+    refused = "" if follow_root else submitted_files.root_refusal(submission_dir)
+    if refused:
+        return [Prepared(name=name, reason=refused) for name in expected], []
     found, notes = locate(submission_dir, expected)
     prepared = []
     for name in expected:
@@ -350,7 +449,7 @@ def prepare(submission_dir: Path, expected: list[str], release_dirs: list[Path],
             item.reason = f"{name}.ipynb was not found in the submission"
         else:
             try:
-                nb, item.notes = read_notebook(found[name])
+                nb, item.notes = read_notebook(found[name], root=submission_dir)
                 release = next((d / f"{name}.ipynb" for d in release_dirs
                                 if (d / f"{name}.ipynb").is_file()), None)
                 item.notes += prepare_notebook(nb, release, scratch / f"{name}.ipynb")

@@ -10,7 +10,11 @@ answer never costs another exercise anything.
 """
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
+from pathlib import Path
+
+AUTOGRADER = Path(__file__).resolve().parents[2] / "autograder"
 
 
 @dataclass
@@ -23,3 +27,27 @@ class Case:
     # exercises that may lose points through the attack's side effects (rare; say why)
     may_also_lose: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)   # extra MNISTKIT_LIMIT_* etc.
+    # cells the student added: (where, cell_type, source[, id]), see mnistkit.examples.add_cells
+    cells: list[tuple[str, str, str]] = field(default_factory=list)
+    # ``deserves`` is exact: the exercise must score that, no less (an honest twin's points)
+    exact: bool = False
+
+
+def share_without(assignment: str, exercise: str, *checks: str) -> float:
+    """The points of ``exercise`` that its checks other than ``checks`` carry (weights read from
+    the hidden test module's syntax tree: ``@ex("id")`` or ``@ex("id", weight=w)``): what an
+    answer deserves that fails exactly those checks."""
+    from mnistkit import catalog
+    weights = {}
+    for node in ast.parse((AUTOGRADER / f"test_{assignment}.py").read_text()).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for deco in node.decorator_list:
+            if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) in ("ex", "exercise")
+                    or isinstance(deco, ast.Call) and getattr(deco.func, "attr", None) == "exercise") \
+                    and deco.args and getattr(deco.args[0], "value", None) == exercise:
+                weight = next((k.value.value for k in deco.keywords if k.arg == "weight"), 1.0)
+                weights[node.name] = float(weight)
+    assert set(checks) <= set(weights), f"{sorted(set(checks) - set(weights))} are not checks of {exercise}"
+    points = next(ex.points for ex in catalog.load() if ex.assignment == assignment and ex.id == exercise)
+    return points * (sum(weights.values()) - sum(weights[c] for c in checks)) / sum(weights.values())

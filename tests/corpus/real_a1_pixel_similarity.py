@@ -18,33 +18,14 @@ Two sandboxed gradings:
 """
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
-from mnistkit import catalog
-
+from . import real
 from .real import Case
 
 ASSIGNMENT = "a1_pixel_similarity"
-HIDDEN_TESTS = Path(__file__).resolve().parents[2] / "autograder" / f"test_{ASSIGNMENT}.py"
 
 
 def share_without(exercise: str, check: str) -> float:
-    """The points of ``exercise`` its checks other than ``check`` carry (weights read from the
-    hidden test module's syntax tree: ``@ex("id")`` or ``@ex("id", weight=w)``)."""
-    weights = {}
-    for node in ast.parse(HIDDEN_TESTS.read_text()).body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        for deco in node.decorator_list:
-            if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "ex"
-                    and deco.args and getattr(deco.args[0], "value", None) == exercise):
-                weight = next((k.value.value for k in deco.keywords if k.arg == "weight"), 1.0)
-                weights[node.name] = float(weight)
-    assert check in weights, f"{check} is not a check of {exercise}"
-    points = next(ex.points for ex in catalog.load()
-                  if ex.assignment == ASSIGNMENT and ex.id == exercise)
-    return points * (sum(weights.values()) - weights[check]) / sum(weights.values())
+    return real.share_without(ASSIGNMENT, exercise, check)
 
 
 TRUTH_VALUES = {
@@ -159,5 +140,7 @@ CASES = [
          answers={"is_3": REFERENCE_FINDER_IS_3, "mnist_distance": HIDDEN_LOOP_MNIST_DISTANCE},
          deserves={"is_3": 0.0,
                    "mnist_distance": share_without(
-                       "mnist_distance", "test_mnist_distance_broadcasts_without_a_python_loop")}),
+                       "mnist_distance", "test_mnist_distance_broadcasts_without_a_python_loop")},
+         may_also_lose={"odd_doubled": "the frames and `gc` the forgery reaches can change any "
+                        "answer: they cost every technique check (issue 18)"}),
 ]

@@ -159,8 +159,8 @@ def train_epoch(model, lr, params):
 '''
 
 # a3's points: flatten_images 2 (4 checks), init_params 2 (4), linear1 3 (4), relu 2 (3); one
-# of each one's checks is its technique check. The forging code sits in these answer cells, so
-# its evasions (`gc`, `torch._C`) cost only these exercises' technique checks.
+# of each one's checks is its technique check. The forging code sits in these answer cells; its
+# `gc` can change any answer, so it costs every technique check of the notebook (issue 18).
 WITHOUT_TECHNIQUE = {"flatten_images": 2 * 3 / 4, "init_params": 2 * 3 / 4, "linear1": 3 * 3 / 4,
                      "relu": 2 * 2 / 3}
 
@@ -170,9 +170,14 @@ CASES = [
          answers={"flatten_images": FORGED_FLATTEN, "init_params": FORGED_INIT_PARAMS,
                   "linear1": FORGED_LINEAR1, "relu": FORGED_RELU},
          deserves=WITHOUT_TECHNIQUE,
-         may_also_lose={"deeper_claims": "the forged runner turns its two False claims into True"}),
+         may_also_lose={"deeper_claims": "the forged runner turns its two False claims into True",
+                        "relu_module": "the `gc` the forgery imports can change any answer: it "
+                        "costs every technique check (issue 18)"}),
     Case("a3_training_loop", "reference_finder",
          "2: stubs that look for the reference in the sandbox and call it",
          answers={"calc_grad": FINDER_CALC_GRAD, "train_epoch": FINDER_TRAIN_EPOCH},
-         deserves={"calc_grad": 0.0, "train_epoch": 0.0}),
+         deserves={"calc_grad": 0.0, "train_epoch": 0.0},
+         may_also_lose={ex: "the frames the stubs walk can change any answer: they cost every "
+                        "technique check (issue 18)" for ex in
+                        ("flatten_images", "init_params", "linear1", "relu", "relu_module")}),
 ]

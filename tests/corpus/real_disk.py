@@ -10,9 +10,8 @@ Before the quota (a host folder with only each file's size capped) both wrote ev
 notebook scored full marks. With the per-submission quota each cell that exhausts it is charged:
 the cell counts as failed (skipped on the replay that follows), so its exercise scores 0 and
 every other exercise keeps full marks. Small limits (``env``) keep the test fast: it writes at
-most 64 MiB and 2,000 files. The cells write with pathlib, not ``open``/``os``: the hidden tests'
-source checks charge those in any answer cell to other exercises' technique checks (class 3),
-which is not what this case is about.
+most 64 MiB and 2,000 files. The grader re-binds a technique exercise's code before questioning
+it only from cells that ran without error, so the cell charged here stays charged.
 """
 from .real import Case
 

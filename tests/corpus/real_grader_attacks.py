@@ -84,5 +84,8 @@ CASES = [
             "rmse_distance": FORGED_RUNNER,
         },
         deserves={"l1_distance": 0.0, "rmse_distance": 0.0},
+        may_also_lose={ex: "the forged runner reaches the runner through `gc`, which can change "
+                       "any answer: it costs every technique check (issue 18)"
+                       for ex in ("odd_doubled", "mnist_distance")},
     ),
 ]

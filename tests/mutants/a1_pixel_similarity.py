@@ -87,6 +87,9 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          "def l1_distance(a, b):\n    return (a - b).abs().mean((-1, -2))\n"),
         ("hard-coded to the chapter's value",
          "def l1_distance(a, b):\n    return tensor(0.1114)\n"),
+        ("form: a Python float, not the rank-0 tensor asked for",
+         "def l1_distance(a, b):\n"
+         "    return (a - b).abs().mean().item()\n"),
     ],
     "rmse_distance": [
         ("forgets the square root (MSE)",
@@ -95,6 +98,9 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          "def rmse_distance(a, b):\n    return ((a - b) ** 2).sqrt().mean()\n"),
         ("root of the sum of squares instead of the mean",
          "def rmse_distance(a, b):\n    return ((a - b) ** 2).sum().sqrt()\n"),
+        ("form: a Python float, not the rank-0 tensor asked for",
+         "def rmse_distance(a, b):\n"
+         "    return ((a - b) ** 2).mean().sqrt().item()\n"),
     ],
     "doubled_corner": [
         ("hard-coded [1:, 1:] slice from the 3 x 3 case",
@@ -133,6 +139,10 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          "def mnist_distance(a, b):\n    return (a - b).abs().mean((1, 2))\n"),
         ("squared differences instead of absolute ones",
          "def mnist_distance(a, b):\n    return ((a - b) ** 2).mean((-1, -2))\n"),
+        ("form: a Python float for one image, not the rank-0 tensor asked for",
+         "def mnist_distance(a, b):\n"
+         "    d = (a - b).abs().mean((-1, -2))\n"
+         "    return d.item() if d.ndim == 0 else d\n"),
     ],
     "is_3": [
         ("comparison reversed",
@@ -167,6 +177,11 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
         ("hard-coded to the chapter's accuracies",
          "def baseline_accuracy(threes, sevens, mean3, mean7):\n"
          "    return 0.9168, 0.9854, 0.9511\n"),
+        ("form: accuracies as tensors of shape (1,), not numbers",
+         "def baseline_accuracy(threes, sevens, mean3, mean7):\n"
+         "    a3 = is_3(threes, mean3, mean7).float().mean(0, keepdim=True)\n"
+         "    a7 = (1 - is_3(sevens, mean3, mean7).float()).mean(0, keepdim=True)\n"
+         "    return a3, a7, (a3 + a7) / 2\n"),
     ],
     "validation_metrics_choice": [
         ("picks the training set", 'validation_metrics_choice = "a"\n'),

@@ -13,6 +13,8 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          _STEP_NAMES + 'seven_steps = ["init", "predict", "gradient", "loss", "step", "repeat", "stop"]\n'),
         ("stop placed before repeat",
          _STEP_NAMES + 'seven_steps = ["init", "predict", "loss", "gradient", "step", "stop", "repeat"]\n'),
+        ("form: a tuple, not the list asked for",
+         "seven_steps = (\"init\", \"predict\", \"loss\", \"gradient\", \"step\", \"repeat\", \"stop\")\n"),
     ],
     "gradient_at": [
         ("hard-codes the derivative of x**2 instead of using backward",
@@ -45,6 +47,9 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
         ("forgot the learning rate",
          "def sgd_step(params, grads, lr):\n"
          "    return [p - g for p, g in zip(params, grads)]\n"),
+        ("form: a tuple, not the new list asked for",
+         "def sgd_step(params, grads, lr):\n"
+         "    return tuple(p - lr * g for p, g in zip(params, grads))\n"),
     ],
     "descent_path": [
         ("leaves out the starting point",
@@ -72,6 +77,12 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          "        x = x - lr * g\n"
          "        path.append(x)\n"
          "    return torch.stack(path)\n"),
+        ("form: a list of Python floats, not the tensor asked for",
+         "def descent_path(x0, lr, n_steps):\n"
+         "    xs = [float(x0)]\n"
+         "    for _ in range(n_steps):\n"
+         "        xs.append(xs[-1] - lr * 2 * xs[-1])\n"
+         "    return xs\n"),
     ],
     "train_quadratic": [
         ("never zeroes the gradient, so gradients pile up",
@@ -109,6 +120,16 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
          "            p -= lr * p.grad\n"
          "        p.grad = None\n"
          "    return p.detach().clone(), losses\n"),
+        ("form: records the loss tensors, not Python floats",
+         "def train_quadratic(t, y, params, lr, n_steps):\n"
+         "    p = params.detach().clone().requires_grad_()\n"
+         "    losses = []\n"
+         "    for _ in range(n_steps):\n"
+         "        loss = mse(quad(t, p), y)\n"
+         "        losses.append(loss.detach())\n"
+         "        loss.backward()\n"
+         "        p = (p - lr * p.grad).detach().requires_grad_()\n"
+         "    return p.detach(), losses\n"),
     ],
     "mnist_loss": [
         ("torch.where branches swapped",
@@ -124,6 +145,9 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
         ("sum instead of mean",
          "def mnist_loss(inputs, targets):\n"
          "    return torch.where(targets == 1, 1 - inputs, inputs).sum()\n"),
+        ("form: a Python float, not the rank-0 tensor asked for",
+         "def mnist_loss(inputs, targets):\n"
+         "    return torch.where(targets == 1, 1 - inputs, inputs).mean().item()\n"),
     ],
     "sigmoid": [
         ("sign error in the exponent",
@@ -143,6 +167,10 @@ MUTANTS: dict[str, list[tuple[str, str]]] = {
         ("sigmoid applied after torch.where",
          "def mnist_loss_sigmoid(inputs, targets):\n"
          "    return torch.where(targets == 1, 1 - inputs, inputs).sigmoid().mean()\n"),
+        ("form: a Python float, not the rank-0 tensor asked for",
+         "def mnist_loss_sigmoid(inputs, targets):\n"
+         "    inputs = 1 / (1 + torch.exp(-inputs))\n"
+         "    return torch.where(targets == 1, 1 - inputs, inputs).mean().item()\n"),
     ],
     "accuracy_slope": [
         ("always zero (hard-coded)",

@@ -78,6 +78,9 @@ bias_needed_for_blank = True
 no_bias_output = 0.0
 bias_needed_for_blank = False
 """),
+        ("form: the (1, 1) tensor of the scratch cell, not a number",
+         "no_bias_output = torch.zeros(1, 28*28) @ torch.randn(28*28, 1)\n"
+         "bias_needed_for_blank = True\n"),
     ],
     "linear1": [
         ("forgets the bias", """
@@ -179,6 +182,11 @@ def batch_accuracy(xb, yb):
     correct = (xb.sigmoid() > 0.5) == yb.squeeze()
     return correct.float().mean()
 """),
+        ("form: a Python float, not the rank-0 tensor asked for",
+         "def batch_accuracy(xb, yb):\n"
+         "    preds = xb.sigmoid()\n"
+         "    correct = (preds > 0.5) == yb\n"
+         "    return correct.float().mean().item()\n"),
     ],
     "validate_epoch": [
         ("returns a tensor", """
@@ -196,6 +204,10 @@ def validate_epoch(model):
     accs = [batch_accuracy(model(xb), yb) for xb, yb in dl]
     return round(torch.stack(accs).mean().item(), 4)
 """),
+        ("form: a rank-0 tensor, not the Python float asked for",
+         "def validate_epoch(model):\n"
+         "    accs = [batch_accuracy(model(xb), yb) for xb, yb in valid_dl]\n"
+         "    return torch.stack(accs).mean()\n"),
     ],
     "BasicOptim": [
         ("keeps the parameters generator instead of a list", """
@@ -391,6 +403,9 @@ def count_parameters(model):
 def count_parameters(model):
     return sum(p.numel() for name, p in model.named_parameters() if name.endswith('weight'))
 """),
+        ("form: a tensor, not the Python int asked for",
+         "def count_parameters(model):\n"
+         "    return torch.tensor(sum(p.numel() for p in model.parameters()))\n"),
     ],
     "count_weight_layers": [
         ("counts only the top-level layers", """

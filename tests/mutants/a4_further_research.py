@@ -129,6 +129,11 @@ def cross_entropy(logits, targets):
     picked = logits[torch.arange(len(targets)), targets]
     return (logits.logsumexp(-1) - picked).sum()
 '''),
+        ("form: a Python float, not the rank-0 tensor asked for",
+         "def cross_entropy(logits, targets):\n"
+         "    n = len(logits)\n"
+         "    picked = logits[torch.arange(n), targets]\n"
+         "    return (torch.logsumexp(logits, dim=1) - picked).mean().item()\n"),
     ],
     "digit_means": [
         ("divides each digit's sum by the number of all images", '''
@@ -145,6 +150,9 @@ def nearest_mean(means, x):
 def nearest_mean(means, x):
     return torch.stack([((im - means)**2).mean((-1, -2)).argmin() for im in x])
 '''),
+        ("form: a list of digits, not the tensor asked for",
+         "def nearest_mean(means, x):\n"
+         "    return ((x[:, None] - means[None]) ** 2).mean((-1, -2)).argmin(1).tolist()\n"),
     ],
     "pick_device": [
         ("always the CPU", '''
