@@ -198,9 +198,10 @@ def cmd_bench(args) -> int:
         for name in args.assignment or []:
             _known_assignment(name)
         from mnistkit import bench_grading
-        from mnistkit.grading import run
+        from mnistkit.grading import batch, run
         try:
-            figures = bench_grading.run(students=args.students, assignments=args.assignment)
+            with batch.stop_on_signals():   # SIGTERM/SIGHUP: as Ctrl-C, nothing left behind
+                figures = bench_grading.run(students=args.students, assignments=args.assignment)
         except run.GradingUnavailable as exc:
             raise KitError(str(exc)) from None
         bench_grading.print_report(figures)

@@ -113,7 +113,8 @@ def unreachable_for_others(python: str = sys.executable) -> str | None:
     """Why other accounts cannot run ``python`` (a venv's links to its base interpreter), as
     far as folder modes tell; None when they can. pyenv's Python under root's home is the
     usual case: "bad interpreter: Permission denied" for every student."""
-    for target in (Path(python).resolve(), Path(sys.base_prefix).resolve() / "lib"):
+    for target in (Path(python).resolve(), Path(sys.base_prefix).resolve() / "lib",
+                   Path(sys.prefix).resolve() / "lib"):   # the venv's own packages too
         folder = closed_folder(target)
         if folder is not None:
             return f"{target} is inside {folder} (mode {stat.S_IMODE(folder.stat().st_mode):o})"

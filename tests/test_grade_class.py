@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -501,3 +502,55 @@ def test_measured_capacity_is_this_machine():
     assert 1 <= capacity.cores <= (os.cpu_count() or 1)
     assert capacity.available_bytes is None or capacity.available_bytes > 0
     assert batch.default_jobs() >= 1
+
+
+# --- stopped at any moment, nothing left behind (issue 22) ---------------------------------
+
+def kit_processes(tmpdir: Path) -> dict[int, str]:
+    """Live processes that belong to a batch run with ``TMPDIR=tmpdir``: their environment or
+    command line names that folder (workers and graders inherit it; fork servers and sandboxes
+    are started with their scratch folders under it on their command lines)."""
+    marker = str(tmpdir).encode()
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if (marker in environ or marker in cmdline) and _started(int(pid)) is not None:
+            found[int(pid)] = cmdline.replace(b"\0", b" ").decode("utf-8", "replace")[:160]
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal,after", [(signal.SIGTERM, 0.8), (signal.SIGHUP, 5.0),
+                                                 (signal.SIGINT, 9.0), (signal.SIGTERM, 14.0)],
+                         ids=["term-starting", "hup-grading", "int-grading", "term-late"])
+def test_a_batch_stopped_at_any_moment_leaves_nothing_behind(course, tmp_path, stop_signal, after):
+    """A two-worker grade-class stopped the way `timeout`, a scheduler or a closed terminal stops
+    it (a signal to its whole process group), at a moment in its start, its gradings or its
+    end: within a few seconds no worker, grader, fork server or sandbox of it is left, and no
+    scratch folder."""
+    submitted = make_class(course, tmp_path / "submitted", full=[f"s{i}" for i in range(30)],
+                           half=("h1", "h2"), empty=("e1",))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    cmd = [sys.executable, "-m", "mnistkit", "grade-class", str(submitted), "--assignment",
+           toy.ASSIGNMENT, "--out", str(tmp_path / "results"), "--jobs", "2"]
+    proc = subprocess.Popen(cmd, env={**cli_env(course), "TMPDIR": str(scratch)}, cwd=course,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=interruptible)
+    seen, deadline = {}, time.monotonic() + after
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen.update(descendants(proc.pid))
+        time.sleep(0.1)
+    assert proc.poll() is None, ("the batch ended before the signal", proc.communicate())
+    os.killpg(proc.pid, stop_signal)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (130, -stop_signal), (proc.returncode, stderr[-2000:])
+    deadline = time.monotonic() + 10          # "within a few seconds"
+    while (still_running(seen) or kit_processes(scratch)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert still_running(seen) == [] and kit_processes(scratch) == {}, stderr[-2000:]
+    assert sorted(p.name for p in scratch.iterdir()) == [], stderr[-2000:]

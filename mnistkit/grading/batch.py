@@ -300,9 +300,52 @@ def grade_one(folder: str, assignment: str, course: run.Course) -> Results:
     """One student's grading: the unit of work a worker runs. A top-level function of plain
     arguments, so it pickles by name for worker processes and Dask alike; ``Results`` is plain
     data too. Raises ``run.GradingUnavailable`` when the machine cannot grade. The folder is
-    the student's (``follow_root=False``): a link in its place is refused, not followed."""
-    return run.grade_submission(Path(folder), assignment, course=course, follow_root=False)
+    the student's (``follow_root=False``): a link in its place is refused, not followed.
+    In the kit's own worker, a SIGTERM during the grading unwinds it (its grader, sandboxes and
+    scratch folders go) and then ends the worker (``_leave``)."""
+    _WORKER["grading"] = True
+    try:
+        return run.grade_submission(Path(folder), assignment, course=course, follow_root=False)
+    except SystemExit as exc:
+        if _WORKER["started"]:
+            _leave(exc.code if isinstance(exc.code, int) else 1)
+        raise
+    finally:
+        _WORKER["grading"] = False
 
+
+# Set in the kit's worker processes: whether this is one, and whether a grading is under way.
+_WORKER = {"started": False, "grading": False}
+LEAVE_SECONDS = 10     # the most a stopped worker spends closing its warm servers
+
+
+def _leave(code: int) -> None:
+    """End this worker at once: its warm servers closed (their processes and inboxes) and then
+    ``os._exit``. Not an interpreter shutdown: multiprocessing's exit handlers join the queue
+    threads that talk to a batch that may be gone, and a worker once hung there for an hour
+    (issue 22). Nothing here takes a lock a signal could have interrupted: it runs after the
+    grading unwound, or in a worker idle between gradings. SIGALRM's default action ends the
+    worker if closing takes longer than ``LEAVE_SECONDS``."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(LEAVE_SECONDS)
+    try:
+        from mnistkit.grading import warm_grader, zygote
+        for pool in (warm_grader._servers, zygote._servers):
+            for servers in list(pool.idle.values()):
+                for server in list(servers):
+                    server.close()
+    finally:
+        os._exit(code)
+
+
+def _die_with_parent(signum: int) -> None:
+    """PR_SET_PDEATHSIG: the kernel sends ``signum`` to this process when its parent dies, so a
+    batch killed outright (SIGKILL, an OOM kill) does not leave its workers running."""
+    import ctypes
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signum, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _worker_started(threads: int = 0) -> None:
@@ -314,6 +357,9 @@ def _worker_started(threads: int = 0) -> None:
     grader and the sandbox started from here, a handled one is reset by exec."""
     signal.signal(signal.SIGINT, lambda signum, frame: None)
     signal.signal(signal.SIGTERM, _exit_on_term)
+    signal.signal(signal.SIGHUP, _exit_on_term)
+    _WORKER["started"] = True
+    _die_with_parent(signal.SIGTERM)
     # Each worker its share of the cores, in its sandboxes and its grader (unless the course set
     # MNISTKIT_LIMIT_THREADS): two workers of two threads each on two cores fight over them.
     if threads > 0:
@@ -323,7 +369,28 @@ def _worker_started(threads: int = 0) -> None:
 
 
 def _exit_on_term(signum, frame):
-    raise SystemExit(128 + signum)
+    """A grading under way unwinds (``grade_one`` then leaves); an idle worker leaves now."""
+    if _WORKER["grading"]:
+        raise SystemExit(128 + signum)
+    _leave(128 + signum)
+
+
+@contextmanager
+def stop_on_signals():
+    """For the commands that run a batch (grade-class, bench): SIGTERM and SIGHUP, the way
+    ``timeout``, a scheduler or a closed terminal stops a command, stop the batch like a Ctrl-C
+    (``KeyboardInterrupt``): workers stopped, scores written, scratch folders removed."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+    try:
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:   # not the main thread: the caller handles signals
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def spawnable_main() -> None:

@@ -60,9 +60,10 @@ def grade_class(args) -> int:
     [--gradebook COURSE | --no-gradebook]` (grading/batch.py).
 
     Says first how many workers grade and why (cores, memory), or which cluster; records into
-    nbgrader's gradebook when there is one (``gradebook_course``); exit 130 on Ctrl-C with every
-    student graded so far saved. Exit 1 after the whole class when some student could not be
-    graded (batch.py: listed at the end, "not graded" in scores.csv, never a zero)."""
+    nbgrader's gradebook when there is one (``gradebook_course``); exit 130 on Ctrl-C, SIGTERM or
+    SIGHUP with every student graded so far saved and nothing of the kit left running. Exit 1
+    after the whole class when some student could not be graded (batch.py: listed at the end,
+    "not graded" in scores.csv, never a zero)."""
     from mnistkit.cli import KitError
     from mnistkit.grading import batch
 
@@ -71,7 +72,7 @@ def grade_class(args) -> int:
     submitted, out = Path(args.submitted).absolute(), Path(args.out).absolute()   # checked
     where = gradebook_course(submitted, args.gradebook, args.no_gradebook)
     try:
-        with _executor(args, course, say) as (executor, jobs):
+        with batch.stop_on_signals(), _executor(args, course, say) as (executor, jobs):
             recorder = None
             if where is not None:
                 from mnistkit.grading.gradebook import NbgraderRecorder

@@ -46,7 +46,7 @@ class GraderServer:
             [sys.executable, "-m", "mnistkit.grading.warm_grader", str(theirs.fileno())],
             env={k: v for k, v in env.items() if k not in VOLATILE}, pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log(),
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent)   # a worker gone: so is this
         theirs.close()
         ready, _, _ = select.select([self.control], [], [], 120)
         message = self.control.recv(1 << 12) if ready else b""

@@ -84,6 +84,13 @@ def child_key(limits: sandbox.Limits, data_dir: Path | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _die_with_parent() -> None:
+    """Popen's preexec_fn: PR_SET_PDEATHSIG, so a worker killed outright (SIGKILL, an OOM kill)
+    does not leave its fork server behind (bubblewrap then ends everything in its sandbox)."""
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 def _key(limits: sandbox.Limits, data_dir: Path | None, warm: tuple[str, ...]) -> str:
     return child_key(limits, data_dir) + ":" + ",".join(warm)
 
@@ -99,9 +106,14 @@ class ForkServer:
         cmd = self._command(limits, data_dir, warm, theirs.fileno(), self.inbox)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, pass_fds=(theirs.fileno(),),
-                                     start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+                                     start_new_session=True, env={"PATH": "/usr/bin:/bin"},
+                                     preexec_fn=_die_with_parent)   # its owner gone: so is it
         theirs.close()
-        self.problem = self._wait_ready(max(limits.start_seconds, 60.0) * 2)
+        try:
+            self.problem = self._wait_ready(max(limits.start_seconds, 60.0) * 2)
+        except BaseException:   # Ctrl-C or a stop signal while it starts: nothing left behind
+            self.close()
+            raise
 
     @staticmethod
     def _command(limits, data_dir, warm, control_fd: int, inbox: Path) -> list[str]:
