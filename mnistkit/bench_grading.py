@@ -193,6 +193,11 @@ def run(students: int = 20, assignments: list[str] | None = None) -> dict:
     from mnistkit.grading import run as grading
     course = grading.Course.default()
     assignments = assignments or course.assignments()
+    from mnistkit.grading import zygote
+    # First: figures of cold gradings are not the warm start's; they are labelled as such.
+    problem = zygote.warm_start_problem()
+    if problem:
+        _log(f"WARNING: bench --grading runs COLD, the warm start does not work here: {problem}")
     load = os.getloadavg()
     ceiling = cpu_ceiling()
     meter = TreeMeter()
@@ -213,6 +218,7 @@ def run(students: int = 20, assignments: list[str] | None = None) -> dict:
     class100 = sum(per_notebook_wall2.get(a, 0.0) * 100 for a in assignments)
     class100 *= 4 / len(assignments)     # a subset of assignments stands for the four
     figures = {
+        "start": f"cold: {problem[:300]}" if problem else "warm",
         "students": students, "assignments": assignments,
         "cpu_s_per_notebook": {a: round(one["cpu"][a] / notebooks[a], 2) for a in assignments},
         "wall_s_per_notebook_jobs1": {a: round(one["wall"][a] / max(len(one["results"][a]), 1), 2)
@@ -232,6 +238,8 @@ def run(students: int = 20, assignments: list[str] | None = None) -> dict:
 
 
 def print_report(figures: dict) -> None:
+    if figures.get("start", "warm") != "warm":
+        print(f"COLD START (these are not the warm start's figures): {figures['start']}")
     print(f"grading {figures['students']} students per assignment, 1 and 2 workers "
           f"(load {figures['load_avg']}, {figures['cpus']} cpus)")
     print(f"{'assignment':<24}{'CPU s / notebook':>18}{'wall s / notebook':>19}")
@@ -243,4 +251,127 @@ def print_report(figures: dict) -> None:
           f"{figures['cpu_ceiling_speedup']}x); peak PSS {figures['peak_pss_mb']} MB "
           f"(two workers {figures['peak_pss_mb_jobs2']} MB); 100 students x 4 assignments "
           f"~ {figures['class100_minutes']} min")
+    print(json.dumps(figures))
+
+
+# --- bench --fairness: what one submission can take from its classmates (issue 19) ----------
+
+# Started by the hog's first cell: busy processes, each in a session of its own (so that no
+# process-group kill of the cell reaches them), spinning until the sandbox is closed.
+HOG_CELL = ("import os, time\n"
+            "for _ in range({n}):\n"
+            "    if os.fork() == 0:\n"
+            "        os.setsid()\n"
+            "        end = time.monotonic() + 900\n"
+            "        while time.monotonic() < end:\n"
+            "            pass\n"
+            "        os._exit(0)\n")
+SLEEP_CELL = "import time\ntime.sleep({s})\n"
+FAIRNESS_GOAL = 1.5   # an honest grading beside the hog and the sleeper, over the quiet one
+
+
+def make_fair_class(root: Path, assignment: str, course, *, loaded: bool, hog_processes: int,
+                    sleep_seconds: float) -> Path:
+    """Four students handing in the reference (the source notebook). ``loaded``: s1 hogs the
+    CPU (``HOG_CELL`` first, then sleeps like the sleeper, so its processes spin for its whole
+    grading), s4 sleeps two cells of ``sleep_seconds`` after its first answer (past the
+    notebook's budget by default: its later exercises score 0). Named so that with two workers
+    both honest students (s2, s3) are graded beside the hog."""
+    import nbformat
+    submitted = root / "submitted"
+    for name in ("s1-hog", "s2-honest", "s3-honest", "s4-sleeper"):
+        for source in sorted((course.source / assignment).glob("*.ipynb")):
+            nb = nbformat.read(source, as_version=4)
+            if loaded and name == "s1-hog":
+                nb.cells.insert(0, nbformat.v4.new_code_cell(HOG_CELL.format(n=hog_processes)))
+            if loaded and name in ("s1-hog", "s4-sleeper"):
+                first = next((i for i, c in enumerate(nb.cells) if str(
+                    c.metadata.get("nbgrader", {}).get("grade_id", "")).endswith("-answer")), 0)
+                for _ in range(2):
+                    nb.cells.insert(first + 1, nbformat.v4.new_code_cell(
+                        SLEEP_CELL.format(s=sleep_seconds)))
+            folder = submitted / name / assignment
+            folder.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, str(folder / source.name))
+    return submitted
+
+
+def _fair_run(root: Path, assignment: str, course, loaded: bool, hog_processes: int,
+              sleep_seconds: float) -> tuple[dict, dict]:
+    """(seconds per student, results per student) of one grade-class run with two workers."""
+    from mnistkit.grading import batch
+    what = "hogged" if loaded else "quiet"
+    submitted = make_fair_class(root / what, assignment, course, loaded=loaded,
+                                hog_processes=hog_processes, sleep_seconds=sleep_seconds)
+    collect = _Collect()
+    done = batch.grade_class(submitted, assignment, root / what / "out", course=course, jobs=2,
+                             recorder=collect, say=lambda line: _log(f"  {what}: {line}"))
+    _close_warm_servers()
+    if done.not_graded:
+        raise RuntimeError(f"not graded in the {what} run: {done.not_graded}")
+    return dict(done.walls), collect.results
+
+
+def run_fairness(assignment: str = "a1_pixel_similarity", hog_processes: int = 12,
+                 sleep_seconds: float = 115.0) -> dict:
+    """Grade a class of four with ``grade-class --jobs 2`` twice: quiet (four honest
+    references), then loaded (a hog, two honest students, a sleeper); the honest students'
+    grading times, loaded over quiet, against ``FAIRNESS_GOAL``."""
+    from mnistkit.grading import run as grading
+    from mnistkit.grading import sandbox, zygote
+    course = grading.Course.default()
+    problem = zygote.warm_start_problem()
+    if problem:
+        _log(f"WARNING: bench --fairness runs COLD, the warm start does not work here: {problem}")
+    limits = sandbox.Limits.from_env()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="mnistkit-bench-fairness-") as tmp:
+        tmp = Path(tmp)
+        quiet, _ = _fair_run(tmp, assignment, course, False, hog_processes, sleep_seconds)
+        load_quiet = os.getloadavg()
+        loaded, results = _fair_run(tmp, assignment, course, True, hog_processes, sleep_seconds)
+    load_after = os.getloadavg()
+    honest = ("s2-honest", "s3-honest")
+    ratios = {s: round(loaded[s] / quiet[s], 2) for s in honest if quiet.get(s)}
+    sleeper = results.get("s4-sleeper")
+    hog = results.get("s1-hog")
+    return {
+        "mode": "fairness", "assignment": assignment, "jobs": 2,
+        "start": f"cold: {problem[:300]}" if problem else "warm",
+        "hog_processes": hog_processes, "sleep_cells_s": [sleep_seconds, sleep_seconds],
+        "cpu_quota_cores": limits.cpu_cores if sandbox._CpuCap.supported() else None,
+        "notebook_budget_s": limits.notebook_seconds,
+        "quiet_s": {s: round(v, 1) for s, v in sorted(quiet.items())},
+        "loaded_s": {s: round(v, 1) for s, v in sorted(loaded.items())},
+        "honest_ratio": ratios, "worst_ratio": max(ratios.values()) if ratios else None,
+        "goal": FAIRNESS_GOAL,
+        "sleeper_score": [sleeper.score, sleeper.max_score] if sleeper else None,
+        "hog_score": [hog.score, hog.max_score] if hog else None,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after_quiet": [round(x, 2) for x in load_quiet],
+        "load_avg_after": [round(x, 2) for x in load_after],
+        "cpus": os.cpu_count(),
+    }
+
+
+def print_fairness(figures: dict) -> None:
+    if figures.get("start", "warm") != "warm":
+        print(f"COLD START (these are not the warm start's figures): {figures['start']}")
+    quota = figures["cpu_quota_cores"]
+    print(f"fairness on {figures['assignment']}, grade-class --jobs 2, class of four: "
+          f"cpu quota {'none (no cpu cgroup here)' if quota is None else f'{quota:g} core(s)'} "
+          f"per grading, notebook budget {figures['notebook_budget_s']:g} s "
+          f"({figures['cpus']} cpus)")
+    print(f"{'student':<14}{'quiet s':>9}{'loaded s':>10}{'ratio':>7}")
+    for student, loaded in figures["loaded_s"].items():
+        quiet = figures["quiet_s"].get(student)
+        ratio = figures["honest_ratio"].get(student)
+        print(f"{student:<14}{quiet:>9.1f}{loaded:>10.1f}"
+              + (f"{ratio:>7.2f}" if ratio is not None else f"{'':>7}"))
+    worst = figures["worst_ratio"]
+    verdict = "met" if worst is not None and worst <= figures["goal"] else "NOT met"
+    print(f"honest students beside a hog of {figures['hog_processes']} processes and a sleeper: "
+          f"worst {worst}x the quiet run (goal {figures['goal']}x: {verdict}); sleeper "
+          f"{figures['sleeper_score']}, hog {figures['hog_score']}; load "
+          f"{figures['load_avg_before']} -> {figures['load_avg_after']}")
     print(json.dumps(figures))

@@ -194,6 +194,21 @@ def cmd_demo(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.fairness:
+        name = (args.assignment or ["a1_pixel_similarity"])
+        if len(name) != 1:
+            raise UsageError("--fairness grades one assignment: give --assignment once")
+        _known_assignment(name[0])
+        from mnistkit import bench_grading
+        from mnistkit.grading import batch, run
+        try:
+            with batch.stop_on_signals():
+                figures = bench_grading.run_fairness(name[0], hog_processes=args.hog_processes,
+                                                     sleep_seconds=args.sleep_seconds)
+        except (run.GradingUnavailable, RuntimeError) as exc:
+            raise KitError(str(exc)) from None
+        bench_grading.print_fairness(figures)
+        return 0
     if args.grading:
         for name in args.assignment or []:
             _known_assignment(name)
@@ -217,6 +232,14 @@ def cmd_bench(args) -> int:
     except bench.BenchError as exc:
         raise KitError(str(exc)) from exc
     return 0
+
+
+def cmd_doctor(args) -> int:
+    from mnistkit import doctor
+    found = doctor.run(say=lambda line: print(line, flush=True))
+    code, last = doctor.verdict(found)
+    print(last)
+    return code
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -308,6 +331,14 @@ def make_parser() -> argparse.ArgumentParser:
                       help="write results.json and scores.csv only")
     p.set_defaults(func=cmd_grade_class)
 
+    p = verbs.add_parser("doctor", help="what grading relies on, and whether this machine has it",
+                         description="Try each feature the grading sandbox relies on (user, "
+                         "mount, network and PID namespaces, the tmpfs disk quota, bubblewrap, "
+                         "the memory, pids and cpu cgroups, a cold sandbox, the warm start) "
+                         "and print one line each: OK, or MISSING and what that means for "
+                         "isolation. Exit 1 when grading cannot run safely here.")
+    p.set_defaults(func=cmd_doctor)
+
     p = verbs.add_parser("demo", help="the whole pipeline on the bundled defaults",
                          description="Prepare the data, rebuild the release, grade the bundled "
                          "example submissions and print their scores and where the feedback went.")
@@ -336,10 +367,20 @@ def make_parser() -> argparse.ArgumentParser:
                    help="instead: grade a generated class of mixed quality with 1 and 2 workers "
                    "and print CPU s per notebook, wall time, speed-up, peak memory and the time "
                    "for 100 students x 4 assignments (last line: JSON)")
+    instead.add_argument("--fairness", action="store_true",
+                   help="instead: grade a class of four with grade-class --jobs 2, quiet, then "
+                   "with one student hogging the CPU and one sleeping past the notebook's "
+                   "budget, and print the honest students' times against the quiet run "
+                   "(goal: within 1.5x; last line: JSON)")
+    p.add_argument("--hog-processes", type=positive_int, default=12, metavar="N",
+                   help="with --fairness: busy processes the hog starts (default: 12)")
+    p.add_argument("--sleep-seconds", type=float, default=115.0, metavar="S",
+                   help="with --fairness: each of the sleeper's two cells (default: 115)")
     p.add_argument("--students", type=positive_int, default=20, metavar="N",
                    help="with --grading: students per assignment (default: 20)")
     p.add_argument("--assignment", action="append", metavar="NAME",
-                   help="with --grading: only this assignment (repeat for more; default: all)")
+                   help="with --grading: only this assignment (repeat for more; default: "
+                   "all); with --fairness: the one graded (default: a1_pixel_similarity)")
     p.set_defaults(func=cmd_bench)
     return parser
 

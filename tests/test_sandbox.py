@@ -645,7 +645,7 @@ PROBE_NEIGHBOURS = """
 import ctypes, os, signal
 libc = ctypes.CDLL(None, use_errno=True)
 me = os.readlink('/proc/self')
-seen, stopped = [], []
+seen, stopped, others = [], [], []
 for name in os.listdir('/proc'):
     if not name.isdigit() or name == me:
         continue
@@ -660,6 +660,7 @@ for name in os.listdir('/proc'):
         ns = []
     if len(ns) >= 2:
         continue
+    others.append(cmdline)
     # A /proc folder works as a pidfd: try to stop each process listed (pidfd_send_signal).
     try:
         fd = os.open(f'/proc/{name}', os.O_RDONLY | os.O_DIRECTORY)
@@ -670,7 +671,8 @@ for name in os.listdir('/proc'):
     os.close(fd)
 fd = os.open('/proc/self', os.O_RDONLY | os.O_DIRECTORY)   # the same call works on itself
 works = libc.syscall(424, fd, 0, None, 0) == 0
-result = {'seen': seen, 'stopped': stopped, 'pid': os.getpid(), 'works': works}
+result = {'seen': seen, 'stopped': stopped, 'pid': os.getpid(), 'works': works,
+          'others': others}
 """
 
 
@@ -691,9 +693,9 @@ def test_warm_children_can_neither_see_signal_nor_outlive_into_another(tmp_path,
                                                                        monkeypatch):
     """With the warm start, does a process a student leaves running die with their grading, does
     the next child see nothing of it, and can it stop neither the fork server nor its
-    bubblewrap? (A child is the init of its own pid namespace, the runner its pid 2; /proc still
-    lists the fork server's namespace, where the fork server and bubblewrap are all there is
-    besides the child.)"""
+    bubblewrap? (A child is the init of its own pid namespace, the runner its pid 2; /proc is
+    the fork server's procfs, where every process that is not the child's own, the fork server
+    and bubblewrap among them, is covered by an empty folder: listed, with nothing to read.)"""
     monkeypatch.setenv(*next(iter(fork_server.grader_env().items())))
     first = SandboxStudent(notebook(tmp_path / "a", (
         "import os, subprocess\n"
@@ -715,7 +717,9 @@ def test_warm_children_can_neither_see_signal_nor_outlive_into_another(tmp_path,
         second.close()
     assert found["pid"] == 2 and found["works"]   # the runner, under its namespace's init
     assert not any("sleep" in line for line in found["seen"]), found["seen"]
-    assert any("forkserver.py" in line for line in found["seen"])        # listed, yet ...
-    assert found["stopped"] == [], found["stopped"]                      # ... out of reach
+    # the fork server's processes (bubblewrap's init, the fork server, the keeper) are listed,
+    # but with nothing to read (their cmdline is '?'), and out of reach
+    assert found["others"] and set(found["others"]) == {"?"}, found
+    assert found["stopped"] == [], found
     assert all(state != "T" for _, state in _host_processes(b"forkserver.py"))
     assert fork_server.available

@@ -477,6 +477,19 @@ class ClassRun:
     missing: list[str] = field(default_factory=list)    # a student folder without this assignment
     not_graded: dict[str, str] = field(default_factory=dict)   # student -> why (one line)
     seconds: float = 0.0
+    walls: dict[str, float] = field(default_factory=dict)   # student -> their grading's seconds
+
+    SLOWEST = 3
+
+    def slowest_line(self, count: int = SLOWEST) -> str:
+        """The students whose gradings took longest, slowest first: time is what one submission
+        can take from a class (a notebook that sleeps to its budget holds a worker), so the
+        instructor sees who spent it; "" when nobody was graded."""
+        ranked = sorted(self.walls.items(), key=lambda item: (-item[1], item[0]))[:count]
+        if not ranked:
+            return ""
+        return "slowest: " + ", ".join(f"{clean_line(student, 100)} {duration(seconds)}"
+                                       for student, seconds in ranked)
 
     def line(self) -> str:
         return (f"graded {len(self.graded)}, kept {len(self.kept)} unchanged, "
@@ -754,6 +767,7 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
                     continue
                 suspects.discard(student)
                 result.graded.append(student)
+                result.walls[student] = graded.execution_time
                 progress.done += 1
                 progress.left_to_grade -= 1
                 progress.walls.append(graded.execution_time)

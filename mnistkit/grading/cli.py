@@ -72,6 +72,13 @@ def grade_class(args) -> int:
     submitted, out = Path(args.submitted).absolute(), Path(args.out).absolute()   # checked
     where = gradebook_course(submitted, args.gradebook, args.no_gradebook)
     try:
+        with batch.stop_on_signals():
+            if not getattr(args, "scheduler", None):   # a cluster's workers: dask_cluster
+                say_warm_start(say)
+    except KeyboardInterrupt:
+        print("interrupted before any student was graded", file=sys.stderr, flush=True)
+        return 130
+    try:
         with batch.stop_on_signals(), _executor(args, course, say) as (executor, jobs):
             recorder = None
             if where is not None:
@@ -87,12 +94,26 @@ def grade_class(args) -> int:
         print("interrupted: every student graded so far is saved; run the same command again "
               "to grade the rest", file=sys.stderr, flush=True)
         return 130
+    if done.slowest_line():   # before the not-graded list, which stays just above the last line
+        print(done.slowest_line())
     if done.not_graded:   # not zeros: they get no score until graded (rerun once fixed)
         print(f"not graded ({len(done.not_graded)}; details in {out}/<student>/"
               f"{batch.FINGERPRINT_FILE}, graded again by the next run):")
         print("\n".join(done.not_graded_lines()))
     print(f"{args.assignment}: {done.line()}; scores in {out / batch.SCORES_FILE}")
     return 1 if done.not_graded else 0
+
+
+def say_warm_start(say) -> bool:
+    """The first line when the warm start does not work on this machine (zygote.warm_start_problem):
+    every notebook then runs cold, 7.5 CPU-s slower, which otherwise only a grader's log shows.
+    True when it works."""
+    from mnistkit.grading import zygote
+    problem = zygote.warm_start_problem()
+    if problem:
+        say(f"WARNING: the warm start does not work here, every notebook is graded cold "
+            f"(slower): {clean_line(problem, 400)}")
+    return not problem
 
 
 def gradebook_course(submitted: Path, chosen: str | None, off: bool) -> Path | None:

@@ -11,17 +11,26 @@ of the grader's: it is a fresh interpreter that only imported libraries):
 - the fork server's own bubblewrap sandbox: the same read-only view of the machine as a cold
   sandbox (mnistkit.grading.sandbox), no network, its own user namespace (uid 65534, further
   user namespaces disabled), pid namespace and session; its only writable places are three
-  tmpfs (HOME, /tmp, /dev/shm) that every child covers with its own; CAP_SYS_ADMIN inside that
-  user namespace only, so that a child can mount its disk quota;
-- each child (``_child``): its own mount, pid, ipc, uts and network namespaces; its own disk
-  quota (one tmpfs: HOME, /tmp, /dev/shm) holding a copy of its submission folder, taken from
-  the inbox the grader filled for it, after which the inbox is covered; all capabilities
-  dropped (bounding set too) and a new session before the runner starts; rlimits set by the
-  runner; its pids and memory cgroups joined by the grader (which sees its host pid) before it
-  does anything. The child is pid 1 of its namespace, the runner pid 2 (as in a cold sandbox):
-  when the child ends, the kernel kills everything it started, so nothing outlives into the next
-  child; it cannot name, signal or trace the fork server (an ancestor namespace) and the fork
-  server keeps one child at a time.
+  tmpfs (HOME, /tmp, /dev/shm), written by its imports only, each covered by every child's own
+  (the fork server itself cannot remount them read-only: bubblewrap's nested user namespace
+  does not own its mount namespace); CAP_SYS_ADMIN inside that user namespace only, so that a
+  child can mount its disk quota;
+- each child (``_child``): its own mount, pid, ipc (SysV and POSIX queues), uts and network
+  (abstract Unix sockets) namespaces; in /proc (the fork server's procfs: a fresh one cannot be
+  mounted there, ``_hide_the_fork_server`` says why) every process that is not its own covered
+  by an empty folder, so the fork server's mounts (``/proc/1/root``), memory (``/proc/1/mem``)
+  and descriptors are out of reach; its own disk quota (one tmpfs: HOME, /tmp, /dev/shm) holding a copy of its
+  submission folder, taken from the inbox the grader filled for it, after which the inbox is
+  covered; the view's mounts that lie below /tmp or HOME (a venv in a CI clone under /tmp) put
+  back on top of it, read-only; none of the fork server's descriptors; all capabilities dropped
+  (bounding set too) and a new session before the runner starts; rlimits set by the runner;
+  its pids and memory cgroups joined by the grader (which sees its host pid) before it does
+  anything. The child is pid 1 of its namespace (not dumpable: the runner cannot trace it or
+  read its memory), the runner pid 2 (as in a cold sandbox): when the child ends, the kernel
+  kills everything it started and frees its quota with its mount namespace, so nothing
+  outlives into the next child but what the grader read through the pipes; it cannot name,
+  signal or trace the fork server (an ancestor namespace) and the fork server keeps one child
+  at a time.
 
 Protocol. The control socket (``--control-fd``, SOCK_SEQPACKET) carries one message per child:
 JSON parameters and four file descriptors (requests to read, answers to write, output to write,
@@ -38,6 +47,7 @@ import gc
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -49,7 +59,8 @@ INBOX = "/opt/inbox"             # the grader's prepared copies of submission fo
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP = 1, 24
+MS_NOEXEC, MS_REMOUNT, MNT_DETACH = 8, 32, 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
 MAX_MESSAGE = 1 << 16
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -84,21 +95,90 @@ def _drop_capabilities() -> None:
     _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
+def _unescape(field: str) -> str:
+    """A path as /proc/self/mountinfo writes it (space, tab, newline, backslash as octal)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _view_mounts_under(covered: tuple[str, ...]) -> list[str]:
+    """Mounts of the read-only view that lie below a place the child covers (the venv or the
+    Python install under /tmp, as in a CI clone): outermost first, each once. Covering /tmp
+    would hide them, and the warm start would fail for every notebook."""
+    points = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            point = _unescape(line.split()[4])
+            if any(point.startswith(place + "/") for place in covered):
+                points.append(point)
+    outer = []
+    for point in sorted(set(points), key=lambda p: (p.count("/"), p)):
+        if not any(point.startswith(kept + "/") for kept in outer):
+            outer.append(point)
+    return outer
+
+
+def _remount_read_only(target: str, flags: int = 0) -> None:
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | flags)
+
+
 def _enter_quota(token: str, disk_bytes: int, disk_files: int) -> None:
-    """The child's only writable places: one tmpfs, seen as HOME, /tmp and /dev/shm."""
+    """The child's only writable places: one tmpfs, seen as HOME, /tmp and /dev/shm. Mounted in
+    the child's own mount namespace: it covers the fork server's scratch of the same names and
+    is freed by the kernel when the child's last process ends."""
     _mount("mnistkit-quota", QUOTA, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={int(disk_bytes)},nr_inodes={int(disk_files)},mode=0755")
-    for part in ("home", "tmp", "shm"):
+    for part in ("home", "tmp", "shm", "kept"):
         os.mkdir(f"{QUOTA}/{part}")
     os.chmod(f"{QUOTA}/tmp", 0o1777)
     source = os.path.join(INBOX, token, "home")
     if token and "/" not in token and os.path.isdir(source):
         shutil.copytree(source, f"{QUOTA}/home", symlinks=True, dirs_exist_ok=True)
-    for part, target in (("home", HOME), ("tmp", "/tmp"), ("shm", "/dev/shm")):
-        _mount(f"{QUOTA}/{part}", target, None, MS_BIND)
+    places = ((f"{QUOTA}/home", HOME), (f"{QUOTA}/tmp", "/tmp"), (f"{QUOTA}/shm", "/dev/shm"))
+    # The view's mounts below those places are set aside, then put back on top of the quota.
+    kept = _view_mounts_under(tuple(target for _, target in places))
+    for i, point in enumerate(kept):
+        os.mkdir(f"{QUOTA}/kept/{i}")
+        _mount(point, f"{QUOTA}/kept/{i}", None, MS_BIND | MS_REC)
+    for part, target in places:
+        _mount(part, target, None, MS_BIND)
+    for i, point in enumerate(kept):
+        os.makedirs(point, exist_ok=True)
+        _mount(f"{QUOTA}/kept/{i}", point, None, MS_BIND | MS_REC)
+        _remount_read_only(point)
+        _check(_libc.umount2(f"{QUOTA}/kept/{i}".encode(), MNT_DETACH), f"umount {point}")
     for covered in (INBOX, QUOTA):   # nothing of other submissions, no second way in
         _mount("mnistkit-covered", covered, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
                "size=4096,nr_inodes=4")
+
+
+def _hide_the_fork_server() -> None:
+    """No name in /proc for any process but the child's own: /proc is the fork server's procfs
+    (its pid 1 is the fork server's bubblewrap init, same uid), where /proc/1/root,
+    /proc/<pid>/mem and /proc/<pid>/fd lead into the fork server's mounts, memory and files,
+    which every student graded by this server shares. A procfs of the child's own cannot be
+    mounted here: the kernel mounts one in a user namespace only where an existing one is fully
+    visible, and bubblewrap's read-only covers (/proc/sys, ...) are locked in the child's mount
+    namespace. So every process there now (bubblewrap's init, the fork server and its threads,
+    the keeper) gets its /proc entry, and each of its threads' (reachable by tid though not
+    listed), covered by an empty read-only tmpfs. Processes the child starts later are its own;
+    the fork server forks the next keeper only after this child's namespace is gone
+    (``serve_forks``), so no later process of the fork server's is ever listed while a child of
+    a previous student lives."""
+    me = os.readlink("/proc/self")
+    names = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and name != me:
+            names.add(name)
+            try:
+                names.update(os.listdir(f"/proc/{name}/task"))
+            except OSError:
+                pass
+    for name in sorted(names - {me}):
+        try:
+            _mount("mnistkit-hidden", f"/proc/{name}", "tmpfs",
+                   MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4096,nr_inodes=4")
+        except FileNotFoundError:
+            pass   # a thread that ended meanwhile
 
 
 def _child(params: dict, fds: list[int], status: socket.socket, wire) -> int:
@@ -112,13 +192,18 @@ def _child(params: dict, fds: list[int], status: socket.socket, wire) -> int:
         return 3
     status.close()
     _enter_quota(str(params.get("token", "")), params["disk_bytes"], params["disk_files"])
+    _hide_the_fork_server()
     _drop_capabilities()
     os.setsid()
+    _keep_only(request_fd, answer_fd, output_fd)
     runner_pid = os.fork()
     if runner_pid == 0:
         os._exit(_run_notebook(params, request_fd, answer_fd, output_fd, wire))
     for fd in (request_fd, answer_fd, output_fd):
         os.close(fd)
+    # Nothing left of the fork server's descriptors (its log, what imports opened), and the
+    # runner, same uid, may neither trace this init nor read its memory or descriptors.
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     while True:   # init: reap everything; the runner's end is the sandbox's end
         try:
             pid, wait_status = os.wait()
@@ -129,6 +214,18 @@ def _child(params: dict, fds: list[int], status: socket.socket, wire) -> int:
         if pid == runner_pid:
             code = os.waitstatus_to_exitcode(wait_status)
             return 128 - code if code < 0 else code   # a signal: 128 + its number, as bwrap
+
+
+def _keep_only(*fds: int) -> None:
+    """stdin, stdout and stderr /dev/null, ``fds`` kept, every other descriptor closed: what the
+    fork server held (its log file, its control socket's siblings) is never a child's."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        if std not in fds:
+            os.dup2(null, std)
+    keep = sorted({0, 1, 2, *fds})
+    for low, high in zip(keep, keep[1:] + [1 << 16]):
+        os.closerange(low + 1, high)
 
 
 def _run_notebook(params: dict, request_fd: int, answer_fd: int, output_fd: int, wire) -> int:
@@ -203,6 +300,19 @@ def _keeper(params: dict, fds: list[int], status: socket.socket, wire) -> int:
     return 0
 
 
+def _wait_gone(keeper: int) -> None:
+    """Until the keeper has ended: it ends after its child, whose end (pid 1 of its namespace)
+    comes after every process of that namespace has gone. Keepers are reaped by the kernel
+    (SIGCHLD ignored), so waitpid returns, or raises ChildProcessError, once it is gone."""
+    while True:
+        try:
+            os.waitpid(keeper, 0)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+
+
 def serve_forks(control: socket.socket, wire) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # keepers are reaped by the kernel
     keeper = 0
@@ -215,11 +325,12 @@ def serve_forks(control: socket.socket, wire) -> int:
             return 0
         if not message:
             return 0    # the grader's side is gone
-        if keeper:      # one child at a time: the one before goes first
+        if keeper:      # one child at a time: the one before goes first, all of it
             try:
                 os.kill(keeper, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+            _wait_gone(keeper)
         try:
             params = json.loads(message)
             if len(fds) != 4 or not isinstance(params, dict):

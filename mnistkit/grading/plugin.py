@@ -117,6 +117,26 @@ def rebind_read_code(request):
         student.rebind(source_checks.rebind_source(code))
 
 
+@pytest.fixture(autouse=True)
+def not_reached_in_time(request):
+    """Every check of an exercise whose answer cell the notebook's time budget did not reach
+    (``SandboxStudent.not_reached``: the cell stopped at the budget and all after it) fails
+    with the budget's reason, whatever an earlier cell may have defined under its name: the
+    time past the budget is the student's, so are the points it would have earned. Source-only
+    checks included: they need the student handle first (the sandbox starts for every
+    grading anyway)."""
+    if request.config.getoption("--in-process"):
+        return
+    student = request.getfixturevalue("student")
+    reason = getattr(student, "budget_reason", None)
+    if not reason:
+        return
+    answer = f"{exercise_of(request.node)}-answer"
+    if any(cell.index in student.not_reached and cell.grade_id == answer
+           for cell in student.cells):
+        raise SubmissionProblem(reason)
+
+
 def seeded_rng(config, key: str) -> np.random.Generator:
     """A numpy Generator seeded by the course seed and ``key``: the same inputs every grading
     run, inputs no student has seen. For module-scoped fixtures (one expensive probe shared by

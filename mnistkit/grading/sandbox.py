@@ -18,6 +18,14 @@ dies or hangs in a cell, that cell is marked crashed/timeout and skipped on the 
 replays the other cells; when it dies in a request, that request fails and the next one restarts
 it. Restarts and total time are capped.
 
+CPU and time are the student's own (issue 19). Each sandbox runs in a cpu cgroup of its own
+(``_CpuCap``: equal weight, a quota of ``Limits.cpu_cores``), joined like the pids and memory
+cgroups before the sandbox runs anything (cold: Popen's preexec_fn; warm: ``zygote`` adds the
+child's host pid before it goes on), so busy processes in sessions of their own stay in it. The
+notebook's cells share a budget (``Limits.notebook_seconds``): the cell that uses it up is
+stopped and the cells after it are not run, nor replayed (``not_reached``, ``budget_reason``;
+the plugin fails every check of an exercise whose answer cell was not reached with that reason).
+
 Disk. Everything graded code can write is one tmpfs per sandbox start, mounted with
 ``size=Limits.disk_bytes`` and ``nr_inodes=Limits.disk_files``: it holds the scratch home (a copy
 of the submission folder, fastai's archive/storage/model folders), /tmp and /dev/shm, bound in
@@ -97,6 +105,10 @@ class Limits:
     cell_seconds: float = 120.0          # one notebook cell
     request_seconds: float = 60.0        # one call/get/has/run from a hidden test
     total_seconds: float = 15 * 60.0     # everything for one submission, restarts included
+    # The notebook's own cells, first run (the references' graded cells took 3.3 s (a1), 4.3 s
+    # (a3), 5.6 s (a4) warm, 2026-12-06; a cold start adds the imports, fastai's 10-14 s): past
+    # it the rest of the notebook is not run and the exercises it would have reached score 0.
+    notebook_seconds: float = 180.0
     start_seconds: float = 60.0          # sandbox start until the runner is ready
     grace_seconds: float = 5.0           # after a limit, before the grader kills the sandbox
     memory_bytes: int = 4 << 30          # RLIMIT_DATA of the student's process
@@ -110,6 +122,7 @@ class Limits:
     threads: int = 2                     # OMP/MKL threads
     copy_bytes: int = 200 << 20          # largest submission folder copied into scratch
     processes: int = 512                 # processes + threads inside (pids cgroup; fork bombs)
+    cpu_cores: float = 1.0               # cpu cgroup quota, in cores (0: no quota); equal weight
     preload: tuple[str, ...] = ("torch",)  # imported by the runner before the student's code
 
     ENV_PREFIX = "MNISTKIT_LIMIT_"
@@ -324,6 +337,111 @@ class _MemoryCap:
             self.path = None
 
 
+class _CpuCap:
+    """A cpu cgroup around one sandbox: every grading gets the same weight (cgroup v2
+    ``cpu.weight`` 100, v1 ``cpu.shares`` 1024) and a quota of ``Limits.cpu_cores`` cores
+    (``cpu.max`` / ``cpu.cfs_quota_us`` over a 100 ms period). Without it a submission that
+    starts a dozen busy processes, each in a session of its own, takes the machine's cores from
+    its classmates graded beside it: the scheduler shares per process, not per grading (issue
+    19 measured a neighbour's grading at 109 s instead of 39 s). The quota bounds what one
+    grading can take, the equal weight shares what is left under contention.
+    Made inside the grader's own cpu cgroup, like ``_MemoryCap``: a delegated cgroup v2 subtree
+    works, and a cpuacct co-mounted with cpu (``bench --grading``'s meter) still counts the
+    sandbox. Needs that cgroup writable (v1's ``cpu`` hierarchy, or v2 delegating ``cpu``);
+    without it ``available`` is False and ``mnistkit doctor`` says so; grading goes on."""
+
+    CGROUP = Path("/sys/fs/cgroup")
+    V1_MOUNTS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+    PERIOD_US = 100_000
+
+    @classmethod
+    def _bases(cls) -> list[Path]:
+        """The grader's own cpu cgroup, in each hierarchy that has the cpu controller."""
+        found = []
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return found
+        for line in lines:
+            _, controllers, own = line.split(":", 2)
+            if "cpu" in controllers.split(","):
+                for mount in cls.V1_MOUNTS:
+                    if (cls.CGROUP / mount / "cpu.shares").is_file():
+                        found.append(cls.CGROUP / mount / own.lstrip("/"))
+                        break
+            elif controllers == "" and (cls.CGROUP / "cgroup.controllers").is_file():
+                found.append(cls.CGROUP / own.lstrip("/"))
+        return [base for base in found if cls._usable(base)]
+
+    def __init__(self, cores: float):
+        self.path: Path | None = None
+        for root in self._bases():
+            _ProcessCap._remove_stale(root)
+            path = root / f"mnistkit-{os.getpid()}-{next(_cgroup_serial)}"
+            try:
+                path.mkdir()
+                self._configure(path, cores)
+            except OSError:
+                _ProcessCap._rmdir(path)
+                continue
+            self.path = path
+            return
+
+    @classmethod
+    def _configure(cls, path: Path, cores: float) -> None:
+        quota = int(cores * cls.PERIOD_US) if cores > 0 else None
+        if (path / "cpu.max").exists():   # cgroup v2
+            (path / "cpu.weight").write_text("100")
+            (path / "cpu.max").write_text(f"{quota if quota else 'max'} {cls.PERIOD_US}")
+        else:
+            (path / "cpu.shares").write_text("1024")
+            (path / "cpu.cfs_period_us").write_text(str(cls.PERIOD_US))
+            (path / "cpu.cfs_quota_us").write_text(str(quota if quota else -1))
+
+    @staticmethod
+    def _usable(root: Path) -> bool:
+        if not (root / "cgroup.procs").is_file() or not os.access(root, os.W_OK):
+            return False
+        if (root / "cpu.shares").is_file():   # cgroup v1's cpu hierarchy
+            return True
+        try:   # cgroup v2: the root must hand the cpu controller down to its children
+            return "cpu" in (root / "cgroup.subtree_control").read_text().split()
+        except OSError:
+            return False
+
+    @classmethod
+    def supported(cls) -> bool:
+        """Whether this machine lets the grader make a cpu cgroup (nothing is created)."""
+        return bool(cls._bases())
+
+    @property
+    def available(self) -> bool:
+        return self.path is not None
+
+    def quota_cores(self) -> float | None:
+        """The quota this cgroup has, read back from the kernel (None: none, or no cgroup)."""
+        if self.path is None:
+            return None
+        try:
+            if (self.path / "cpu.max").exists():
+                quota, period = (self.path / "cpu.max").read_text().split()
+            else:
+                quota = (self.path / "cpu.cfs_quota_us").read_text().strip()
+                period = (self.path / "cpu.cfs_period_us").read_text().strip()
+            return None if quota in ("max", "-1") else int(quota) / int(period)
+        except (OSError, ValueError):
+            return None
+
+    def join(self) -> None:
+        self.add(os.getpid())
+
+    add = _ProcessCap.add
+
+    def remove(self) -> None:
+        if self.path is not None and _ProcessCap._rmdir(self.path):
+            self.path = None
+
+
 class _Died(Exception):
     """The sandbox process is gone (or was killed); ``str`` says why, for feedback."""
 
@@ -415,11 +533,15 @@ def data_view(data_dir: Path) -> list[str]:
 
 
 def bwrap_base() -> list[str]:
-    """bubblewrap's isolation, the same for a cold sandbox and the warm start's fork server."""
+    """bubblewrap's isolation, the same for a cold sandbox and the warm start's fork server.
+    /proc/sys read-only: the sandbox's uid is the grading account's (root's, when grading runs
+    as root), and the kernel lets that uid write most sysctls without any capability (seen:
+    fs.file-max written from inside), machine-wide, for every later grading; bubblewrap's own
+    cover of /proc/sys was not there (tests/test_sandbox_channels.py checks)."""
     return [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--die-with-parent", "--new-session", "--clearenv",
-            "--dev", "/dev", "--proc", "/proc"] + gpu_args()
+            "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys"] + gpu_args()
 
 
 def gpu_devices() -> list[str]:
@@ -521,14 +643,15 @@ class _Box:
         self.peak_bytes: int | None = None   # the memory cgroup's peak, read when closed
         self.cap = _ProcessCap(limits.processes)
         self.memcap = _MemoryCap(limits.memory_bytes + limits.memory_slack_bytes)
-        caps = [cap for cap in (self.cap, self.memcap) if cap.available]
+        self.cpucap = _CpuCap(limits.cpu_cores)
+        self.cpu_quota = self.cpucap.quota_cores()   # read back while the cgroup exists
+        caps = [cap for cap in (self.cap, self.memcap, self.cpucap) if cap.available]
         if warm is not None:
             try:
                 self.proc, self.answer_fd, self.output_fd = warm.spawn(
                     scratch.name, limits, caps, limits.start_seconds)
             except BaseException:
-                self.cap.remove()
-                self.memcap.remove()
+                self._remove_caps()
                 raise
             os.set_blocking(self.output_fd, False)
             self.request_fd = self.proc.stdin.fileno()
@@ -549,8 +672,7 @@ class _Box:
                 pass_fds=(answer_w,), start_new_session=True, env={"PATH": "/usr/bin:/bin"},
                 preexec_fn=join_caps if caps else None)
         except BaseException:
-            self.cap.remove()
-            self.memcap.remove()
+            self._remove_caps()
             raise
         finally:
             os.close(answer_w)
@@ -758,11 +880,14 @@ class _Box:
         except subprocess.TimeoutExpired:
             pass
 
+    def _remove_caps(self) -> None:
+        for cap in (self.cap, self.memcap, self.cpucap):
+            cap.remove()
+
     def close(self) -> None:
         self.kill()
         self.peak_bytes = self.memcap.peak_bytes() if self.memcap.available else None
-        self.cap.remove()
-        self.memcap.remove()
+        self._remove_caps()
         if hasattr(self.proc, "status"):   # a warm child's status socket
             self.proc.close()
         for fd in (self.answer_fd, self.output_fd):
@@ -819,6 +944,12 @@ class SandboxStudent(Student):
         self.longest_request = 0.0       # seconds: a4's is the student's model training
         self._broken: str | None = None
         self._deadline = time.monotonic() + limits.total_seconds
+        # The notebook's budget (Limits.notebook_seconds): what its cells took on their first
+        # run. Cells past it are not run; ``not_reached`` are their indices, ``budget_reason``
+        # says why (the plugin scores the exercises whose answer cells they are 0 with it).
+        self.notebook_seconds_used = 0.0
+        self.not_reached: set[int] = set()
+        self.budget_reason: str | None = None
         data_dir = _default_data_dir(data_dir)
         # The warm start, when this grader was handed a fork server (mnistkit.grading.zygote):
         # the scratch folder then lies in its inbox, where the child copies its home from.
@@ -961,10 +1092,29 @@ class SandboxStudent(Student):
 
     _replaying: int | None = None
 
-    def _cell(self, index: int) -> dict:
+    def _budget_left(self) -> float:
+        return self.limits.notebook_seconds - self.notebook_seconds_used
+
+    def _over_budget(self, index: int) -> str:
+        """The reason the cells from ``index`` on are not run, naming the last cell that ran
+        (in the words ``cell_places`` gives a student) so that they know where to cut."""
+        if self.budget_reason is None:
+            ran = [c.index for c in self.cells if c.index < index and c.status != LEFT_OUT]
+            where = "the notebook's start"
+            if ran:
+                from mnistkit.cell_places import notebook_places
+                places = notebook_places(self.notebook_path)
+                if ran[-1] < len(places):
+                    where = places[ran[-1]]
+            self.budget_reason = (f"your notebook used its {self.limits.notebook_seconds:g} s; "
+                                  f"the cells after {where} were not run")
+        return self.budget_reason
+
+    def _cell(self, index: int, timeout: float | None = None) -> dict:
         self._replaying = index
         source = self._sources[index][1]
-        timeout = min(self.limits.cell_seconds, max(self._left(), 0.001))
+        timeout = min(self.limits.cell_seconds if timeout is None else timeout,
+                      max(self._left(), 0.001))
         answer = self._box.exchange(dict(op="cell", source=source, timeout=timeout),
                                     timeout + self.limits.grace_seconds)
         self._replaying = None
@@ -982,17 +1132,25 @@ class SandboxStudent(Student):
             if self._broken or self._out_of_time():
                 self.cells.append(CellRun(index, grade_id, "skipped", 0.0, self._broken or ""))
                 continue
+            if self._budget_left() <= 0:   # the notebook's time is spent: the rest is not run
+                self._skip.add(index)      # nor replayed by a restart
+                self.not_reached.add(index)
+                self.cells.append(CellRun(index, grade_id, "skipped", 0.0,
+                                          self._over_budget(index)))
+                continue
             if (self._box is None or not self._box.alive()) and not self._restart(index):
                 self.cells.append(CellRun(index, grade_id, "skipped", 0.0, self._broken or ""))
                 continue
+            budget = self._budget_left()
+            cut_by_budget = budget < self.limits.cell_seconds
             start = time.monotonic()
             try:
-                answer = self._cell(index)
+                answer = self._cell(index, min(self.limits.cell_seconds, budget))
             except _Hung:
                 self._skip.add(index)
                 self.outputs[index] = self._drop_box()
                 self.cells.append(CellRun(index, grade_id, "timeout", time.monotonic() - start,
-                                          self._timeout_text(index)))
+                                          self._stopped_text(index, cut_by_budget)))
                 continue
             except _Died as exc:
                 self._skip.add(index)
@@ -1006,6 +1164,8 @@ class SandboxStudent(Student):
                 self.cells.append(CellRun(index, grade_id, "error", time.monotonic() - start,
                                           str(exc)))
                 continue
+            finally:   # however it ended, its time was the notebook's
+                self.notebook_seconds_used += time.monotonic() - start
             self.outputs[index] = self._box.take_output()
             status = answer.get("status")
             seconds = time.monotonic() - start
@@ -1016,7 +1176,7 @@ class SandboxStudent(Student):
                                           self._disk_text(f"your notebook's cell {index + 1}")))
             elif status == "timeout":
                 self.cells.append(CellRun(index, grade_id, "timeout", seconds,
-                                          self._timeout_text(index)))
+                                          self._stopped_text(index, cut_by_budget)))
             elif status == "error":
                 self.cells.append(CellRun(index, grade_id, "error", seconds,
                                           _message(answer, "error")))
@@ -1038,6 +1198,14 @@ class SandboxStudent(Student):
         return (f"{what} filled the notebook's disk quota ({_gib(lim.disk_bytes)} or "
                 f"{lim.disk_files:,} files and folders, home, /tmp and /dev/shm together): it "
                 "counts as failed, and the notebook was restarted without what it wrote")
+
+    def _stopped_text(self, index: int, cut_by_budget: bool) -> str:
+        """Why a cell that ran out of time was stopped: its own limit, or (when the notebook's
+        budget was the shorter) the budget, which makes it the first cell not reached."""
+        if cut_by_budget:
+            self.not_reached.add(index)
+            return self._over_budget(index)
+        return self._timeout_text(index)
 
     def _timeout_text(self, index: int) -> str:
         return (f"your notebook's cell {index + 1} ran longer than "
@@ -1117,6 +1285,9 @@ class SandboxStudent(Student):
         return dict(warm=self._warm is not None, restarts=self.restarts,
                     start_seconds=round(self.start_seconds, 2),
                     longest_request_seconds=round(self.longest_request, 2),
+                    notebook_seconds=round(self.notebook_seconds_used, 2),
+                    cpu_quota_cores=next((b.cpu_quota for b in self._boxes if b.cpu_quota),
+                                         None),
                     peak_memory_mb=round(max(peaks) / 2**20) if peaks else None)
 
     def close(self) -> None:

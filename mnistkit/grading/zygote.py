@@ -413,3 +413,53 @@ class WarmProcess:
         with contextlib.suppress(OSError):
             self.stdin.close()
         self.status.close()
+
+
+# ---- does the warm start work on this machine? -------------------------------------------------
+
+def warm_start_problem(data_dir: Path | None = None) -> str:
+    """Why the warm start does not work here ("" when it does): a fork server started and one
+    trivial notebook ran in its child, warm, from start to end. Grading falls back to cold
+    sandboxes on its own, said only in a grader's log; ``mnistkit grade-class`` and ``mnistkit
+    bench --grading`` call this first and say it on their first line (a class graded cold takes
+    about 7.5 CPU-s more a notebook, and a benchmark of it measures something else). Costs a fork
+    server that imports IPython only (seconds), closed before returning."""
+    import contextlib
+    import io
+    if not enabled():
+        return f"it is turned off ({WARM_ENV}={os.environ.get(WARM_ENV)})"
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed"
+    limits = sandbox.Limits(cell_seconds=30, request_seconds=30, preload=())
+    data_dir = sandbox._default_data_dir(data_dir)
+    server = ForkServer(limits, data_dir, ())
+    if server.problem:
+        return server.problem
+    before = os.environ.get(SERVER_ENV)
+    told = io.StringIO()
+    try:
+        os.environ.update(server.grader_env())
+        with tempfile.TemporaryDirectory(prefix="mnistkit-warm-probe-") as tmp:
+            import nbformat
+            from nbformat.v4 import new_code_cell, new_notebook
+            path = Path(tmp) / "probe.ipynb"
+            nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), path)
+            with contextlib.redirect_stderr(told):
+                student = sandbox.SandboxStudent(path, limits=limits, data_dir=data_dir)
+            try:
+                warm = student._warm is not None
+                ok = [c.status for c in student.cells] == ["ok"] and student.get("x") == 1
+            finally:
+                student.close()
+    except Exception as exc:   # the probe itself failed: say so, never stop the caller
+        return f"the warm start's probe failed ({type(exc).__name__}: {exc})"
+    finally:
+        if before is None:
+            os.environ.pop(SERVER_ENV, None)
+        else:
+            os.environ[SERVER_ENV] = before
+        server.close()
+    if not warm:
+        return told.getvalue().strip().splitlines()[0][:400] if told.getvalue().strip() \
+            else "the fork server's child did not start"
+    return "" if ok else "a trivial notebook did not run in the fork server's child"
