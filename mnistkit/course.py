@@ -167,6 +167,9 @@ def init(course_dir: Path, *, course_id: str | None = None, exchange: str | None
             add_assignments(course_dir, Path(scratch) / "release")
         except GradebookUnavailable as exc:
             raise CourseError(str(exc)) from None
+        for name in names:   # what `mnistkit build` adds to nbgrader's release: grader_reads.py
+            if (Path(scratch) / "release" / name).is_dir():
+                build.write_grader_reads(Path(scratch) / "release" / name)
         stale = [f"{name}/{item}" for name in names
                  for item in build.differences(Path(scratch) / "release" / name,
                                                course_dir / "release" / name)]

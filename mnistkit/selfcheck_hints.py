@@ -304,4 +304,41 @@ class AddErrorHints(NbGraderPreprocessor):
         cell.metadata[HINTS_MARK] = True
         codes = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         nb.cells.insert(codes[0] if codes else len(nb.cells), cell)
+        add_grader_can_read(nb, code_read_exercises())
         return nb, resources
+
+
+CAN_READ_CALL = ('_grader_can_read("{}")   # can the grader read your code? '
+                 '(see "What the grader reads in your code")')
+
+
+def code_read_exercises(autograder=None) -> set[str]:
+    """The exercises whose code the grader reads: each hidden module's ``CODE_READ``, read from
+    its syntax (the hidden tests are never imported here)."""
+    import ast
+    from pathlib import Path
+    from mnistkit.paths import AUTOGRADER
+    folder = Path(autograder) if autograder else (
+        Path.cwd() / "autograder" if (Path.cwd() / "autograder").is_dir() else AUTOGRADER)
+    found: set[str] = set()
+    for module in sorted(folder.glob("test_*.py")):
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CODE_READ"
+                                                    for t in node.targets):
+                found |= set(ast.literal_eval(node.value))
+    return found
+
+
+def add_grader_can_read(nb, exercises: set[str]) -> None:
+    """In the release only (the instructor's notebook has no hint cell to define it): the
+    self-check of each exercise whose code the grader reads ends by asking whether it can
+    (``_grader_can_read``, defined by the hint cell), before its "self-check passed"."""
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type != "code" or grade_id not in exercises or "_grader_can_read" in cell.source:
+            continue
+        lines = cell.source.rstrip("\n").split("\n")
+        at = next((i for i in range(len(lines) - 1, -1, -1) if "self-check passed" in lines[i]),
+                  len(lines))
+        lines.insert(at, CAN_READ_CALL.format(grade_id))
+        cell.source = "\n".join(lines)

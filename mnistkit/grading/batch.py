@@ -39,8 +39,10 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections import deque
@@ -675,8 +677,11 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
         todo.append((student, folder, fingerprint))
     progress.left_to_grade = len(todo)
     owned = executor is None
+    scratch = None
     if owned:
         window = min(jobs or 1, max(1, len(todo)))
+        if window > 1 and todo:
+            scratch = _WorkersScratch()
         executor = _InThisProcess() if window == 1 or not todo else _process_pool(window)
     else:
         window = jobs or max(1, len(todo))
@@ -775,13 +780,36 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
     except BaseException:
         with _no_interrupt():
             _stop(executor, running, owned)
+            if scratch is not None:
+                scratch.remove()
             write_scores_csv(out, assignment, course)
         raise
     if owned:
         executor.shutdown(wait=True)
+    if scratch is not None:
+        scratch.remove()
     write_scores_csv(out, assignment, course)
     result.seconds = time.perf_counter() - progress.start
     return result
+
+
+class _WorkersScratch:
+    """The workers' TMPDIR: one folder of this batch's (workers are spawned with the environment
+    of the moment), removed whole once they are stopped. A worker stopped at the wrong instant,
+    inside a clean-up, or killed after ``STOP_SECONDS``, can leave a grading's scratch folder
+    behind; here it goes with the rest."""
+
+    def __init__(self):
+        self.before = os.environ.get("TMPDIR")
+        self.path = tempfile.mkdtemp(prefix="mnistkit-batch-")
+        os.environ["TMPDIR"] = self.path
+
+    def remove(self) -> None:
+        if self.before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = self.before
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _restart_pool(executor: cf.Executor, window: int) -> cf.Executor:
