@@ -7,6 +7,8 @@ import pytest
 from mnistkit.grading import source_checks as sc
 from mnistkit.grading.expect import Mismatch
 
+from .corpus import boilerplate
+
 _counter = [0]
 
 
@@ -35,37 +37,9 @@ def judged(tmp_path, *cells, name="f"):
 
 
 # ---- honest habits cost nothing ----------------------------------------------------------
-KAGGLE = """\
-# This Python 3 environment comes with many helpful analytics libraries installed
-import numpy as np # linear algebra
-import pandas as pd # data processing, CSV file I/O (e.g. pd.read_csv)
-import os
-for dirname, _, filenames in os.walk('/kaggle/input'):
-    for filename in filenames:
-        print(os.path.join(dirname, filename))
-"""
-COLAB = """\
-import sys
-IN_COLAB = 'google.colab' in sys.modules or 'google.colab' in str(get_ipython())
-if IN_COLAB:
-    from google.colab import drive
-    drive.mount('/content/drive')
-!pip install -Uqq fastbook
-%matplotlib inline
-%load_ext autoreload
-%autoreload 2
-"""
-NOTES = """\
-import sys, warnings, torch
-from os import listdir
-print(torch.__version__, sys.version_info, file=sys.stderr)
-warnings.warn("a note for myself")
-with open("notes.txt", "w") as handle:
-    handle.write(str(listdir(".")))
-torch.backends.cudnn.benchmark = True
-import matplotlib.pyplot as plt
-plt.rcParams["figure.figsize"] = (8, 4)
-"""
+# The cells learners keep (the honest corpus's, graded for real in test_grade_corpus_real)
+KAGGLE, COLAB = boilerplate.KAGGLE_FIRST_CELL, boilerplate.COLAB_SETUP
+NOTES = boilerplate.PIP_AND_VERSIONS + boilerplate.NOTES_TO_STDERR + boilerplate.PLOT
 HONEST_ANSWERS = {
     "broadcast over the last two axes": "def f(x):\n    return (x - x.mean()).abs().mean(dim=tuple(range(-2, 0)))\n",
     "a helper in the same cell": "def _diff(x):\n    return (x - x.mean()).abs()\n\ndef f(x):\n    return _diff(x).mean((-1, -2))\n",

@@ -250,6 +250,13 @@ class Notebook:
                     book.bindings[binding.name] = binding
         return book
 
+    def suspects(self) -> list:
+        """``suspects(self)``, found once: every exercise's questioned code is checked against
+        the same list, several times a grading."""
+        if not hasattr(self, "_suspects"):
+            self._suspects = suspects(self)
+        return self._suspects
+
     def student_trees(self):
         return [(gid, tree) for gid, _, tree in self.cells if tree is not None and not _kit_cell(gid)]
 
@@ -260,7 +267,6 @@ class Notebook:
 class FunctionCode:
     name: str
     nodes: dict                   # name -> def/lambda/class node: code that runs when called
-    cell_source: str = ""         # the cell that defines ``name``
     elsewhere: list = field(default_factory=list)   # suspects outside that reach this code
     values: dict = field(default_factory=dict)      # name -> value statements it reaches
     statements: list = field(default_factory=list)  # (cell, statement) to rebind, in order
@@ -355,7 +361,7 @@ def _function_code(book: Notebook, name: str) -> FunctionCode:
                else "by an import" if first.kind == "import" else "by a computed value")
         raise CannotRead(f"`{name}` is last bound {how}, so the grader cannot read its code: "
                          "define it with `def` at the top level of a cell")
-    code = FunctionCode(name, {}, ast.unparse(first.node))
+    code = FunctionCode(name, {})
     todo, seen = [(name, True)], set()
     while todo:
         current, called = todo.pop()
@@ -406,7 +412,7 @@ def _function_code(book: Notebook, name: str) -> FunctionCode:
                                       and binding.node.value is not None else binding.node):
                 todo.append((read, read in calls))
     code.statements.sort(key=lambda pair: pair[0])
-    code.elsewhere = [s.text for s in suspects(book) if s.reaches(code)]
+    code.elsewhere = [s.text for s in book.suspects() if s.reaches(code)]
     return code
 
 

@@ -46,7 +46,7 @@ class GraderServer:
             [sys.executable, "-m", "mnistkit.grading.warm_grader", str(theirs.fileno())],
             env={k: v for k, v in env.items() if k not in VOLATILE}, pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log(),
-            start_new_session=True, preexec_fn=_die_with_parent)   # a worker gone: so is this
+            start_new_session=True, preexec_fn=zygote.die_with_parent)   # a worker gone: so is this
         theirs.close()
         ready, _, _ = select.select([self.control], [], [], 120)
         message = self.control.recv(1 << 12) if ready else b""
@@ -179,21 +179,16 @@ def _grade(request: dict, fds: list[int]) -> int:
     return code
 
 
-def _die_with_parent() -> None:
-    import ctypes
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
-
-
 def _keeper(request: dict, fds: list[int]) -> None:
     """Forks the grader, waits for it, reports its exit status (the owner's only way to get it).
     Keeper and grader die with their parent: an owner killed mid-grading (a lost worker) leaves
     no grader behind, and a grader's sandbox dies with the grader."""
-    _die_with_parent()
+    zygote.die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     status = socket.socket(fileno=os.dup(fds[1]))
     child = os.fork()
     if child == 0:
-        _die_with_parent()
+        zygote.die_with_parent()
         status.close()
         try:
             code = _grade(request, fds)
@@ -220,7 +215,7 @@ def _load_trusted_data() -> None:
 
 
 def main(argv=None) -> int:
-    _die_with_parent()   # the server dies with its owner
+    zygote.die_with_parent()   # the server dies with its owner
     control = socket.socket(fileno=int((argv or sys.argv[1:])[0]))
     import importlib
     for module in PRELOAD:

@@ -84,9 +84,10 @@ def child_key(limits: sandbox.Limits, data_dir: Path | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _die_with_parent() -> None:
-    """Popen's preexec_fn: PR_SET_PDEATHSIG, so a worker killed outright (SIGKILL, an OOM kill)
-    does not leave its fork server behind (bubblewrap then ends everything in its sandbox)."""
+def die_with_parent() -> None:
+    """PR_SET_PDEATHSIG (SIGKILL), e.g. as Popen's preexec_fn: a worker killed outright (SIGKILL,
+    an OOM kill) leaves no fork server or warm grader behind (bubblewrap then ends everything in
+    its sandbox)."""
     import ctypes
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
 
@@ -107,7 +108,7 @@ class ForkServer:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, pass_fds=(theirs.fileno(),),
                                      start_new_session=True, env={"PATH": "/usr/bin:/bin"},
-                                     preexec_fn=_die_with_parent)   # its owner gone: so is it
+                                     preexec_fn=die_with_parent)   # its owner gone: so is it
         theirs.close()
         try:
             self.problem = self._wait_ready(max(limits.start_seconds, 60.0) * 2)
