@@ -1,7 +1,7 @@
 """`mnistkit doctor`: what grading relies on, and whether this machine (in this account) has it.
 
 One function per check, each trying the feature the way the sandbox uses it (``unshare`` as
-``sandbox._Box._command`` runs it, bubblewrap with ``sandbox.bwrap_base``, the cgroups made and
+``launchers.ColdLauncher`` runs it, bubblewrap with ``bwrap_args.bwrap_base``, the cgroups made and
 removed as a grading makes them, a fork server started once), so the answer is this machine's,
 not a guess from version numbers. Each prints one line: OK or MISSING, what it is, and for a
 missing feature what that means for isolation. Essential features (without them student code
@@ -44,7 +44,7 @@ def _as_root() -> bool:
 def _unshare(*flags: str, script: str = "true", timeout: float = 20) -> tuple[bool, str]:
     """Run ``script`` under ``unshare`` with ``flags``, as the sandbox does: an account other
     than root first gets a user namespace of its own, mapped to itself as uid 0."""
-    from mnistkit.grading.sandbox import UNSHARE
+    from mnistkit.grading.sandbox_policy import UNSHARE
     user = [] if _as_root() else ["--user", "--map-root-user"]
     cmd = [UNSHARE, *user, *flags, "--", "/bin/sh", "-c", script]
     try:
@@ -66,7 +66,7 @@ def check_account() -> Check:
 
 
 def check_user_namespace() -> Check:
-    from mnistkit.grading.sandbox import UNSHARE
+    from mnistkit.grading.sandbox_policy import UNSHARE
     try:
         proc = subprocess.run([UNSHARE, "--user", "--map-root-user", "true"],
                               capture_output=True, text=True, timeout=20)
@@ -98,7 +98,7 @@ def check_pid_namespace() -> Check:
 
 
 # A 1 MiB tmpfs of 64 inodes, then 2 MiB written: the write must fail (what the sandbox's
-# QUOTA_SCRIPT mounts, smaller).
+# grading/disk_quota.py mounts, smaller).
 _QUOTA_PROBE = ('d=$(mktemp -d) && mount -t tmpfs -o size=1048576,nr_inodes=64,mode=0755,'
                 'nosuid,nodev mnistkit-doctor "$d" && ! dd if=/dev/zero of="$d/f" bs=64k '
                 'count=32 2>/dev/null')
@@ -112,7 +112,7 @@ def check_tmpfs_quota() -> Check:
 
 
 def check_bubblewrap() -> Check:
-    from mnistkit.grading import sandbox
+    from mnistkit.grading import bwrap_args
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return Check("bubblewrap", False, "not installed: student code is never run without "
@@ -120,7 +120,7 @@ def check_bubblewrap() -> Check:
     try:
         version = subprocess.run([bwrap, "--version"], capture_output=True, text=True,
                                  timeout=10).stdout.strip() or "unknown version"
-        base = sandbox.bwrap_base()
+        base = bwrap_args.bwrap_base()
         proc = subprocess.run([base[0], "--ro-bind", "/", "/", *base[1:], "/bin/true"],
                               capture_output=True, text=True, timeout=20)
         ok, why = proc.returncode == 0, proc.stderr.strip()[-200:]
@@ -145,33 +145,34 @@ def _cgroup(name: str, make: Callable[[], object], missing: str) -> Check:
 
 
 def check_cgroup_memory() -> Check:
-    from mnistkit.grading.sandbox import _MemoryCap
-    return _cgroup("memory", lambda: _MemoryCap(1 << 30),
+    from mnistkit.grading.cgroups import MemoryCap
+    return _cgroup("memory", lambda: MemoryCap(1 << 30),
                    "the PSS watchdog bounds memory instead; memfd files and SysV shared memory "
                    "go uncounted")
 
 
 def check_cgroup_pids() -> Check:
-    from mnistkit.grading.sandbox import _ProcessCap
-    return _cgroup("pids", lambda: _ProcessCap(64),
+    from mnistkit.grading.cgroups import ProcessCap
+    return _cgroup("pids", lambda: ProcessCap(64),
                    "a fork bomb is bounded only by the memory limit")
 
 
 def check_cgroup_cpu() -> Check:
-    from mnistkit.grading.sandbox import _CpuCap
-    return _cgroup("cpu", lambda: _CpuCap(1.0),
+    from mnistkit.grading.cgroups import CpuCap
+    return _cgroup("cpu", lambda: CpuCap(1.0),
                    "one submission's busy processes can slow its classmates graded beside it "
                    "(grade with --jobs 1 to rule it out)")
 
 
 def check_cold_sandbox() -> Check:
-    """The sandbox as grading starts it (quota script, bubblewrap, runner), one cell."""
+    """The sandbox as grading starts it (disk quota, bubblewrap, runner), one cell."""
     from mnistkit.grading.sandbox import Limits, SandboxStudent
+    from mnistkit.grading.warm_launcher import SERVER_ENV
     limits = Limits(preload=(), cell_seconds=20, request_seconds=20, start_seconds=30,
                     restarts=0)
     with tempfile.TemporaryDirectory(prefix="mnistkit-doctor-") as tmp:
         path = _notebook(Path(tmp))
-        saved = os.environ.pop("MNISTKIT_FORKSERVER", None)
+        saved = os.environ.pop(SERVER_ENV, None)   # cold: no fork server handed over
         try:
             student = SandboxStudent(path, limits=limits)
             try:
@@ -183,7 +184,7 @@ def check_cold_sandbox() -> Check:
             ok, why = False, f"{type(exc).__name__}: {exc}"
         finally:
             if saved is not None:
-                os.environ["MNISTKIT_FORKSERVER"] = saved
+                os.environ[SERVER_ENV] = saved
     return Check("sandbox", ok, "a cold sandbox started and ran a cell" if ok else
                  f"a cold sandbox did not run a cell, so nothing can be graded ({why[:300]})",
                  True)
@@ -202,13 +203,14 @@ def _notebook(folder: Path) -> Path:
 def check_warm_start() -> Check:
     """A fork server started once (importing nothing heavy) and one child run in it."""
     from mnistkit.grading import zygote
-    from mnistkit.grading.sandbox import Limits, SandboxStudent, _default_data_dir
+    from mnistkit.grading.sandbox import Limits, SandboxStudent
+    from mnistkit.grading.sandbox_policy import default_data_dir
     if not zygote.enabled():
         return Check("warm start", False, f"turned off ({zygote.WARM_ENV}=0): every sandbox "
                      "starts cold (slower, as isolated)", False)
     limits = Limits(preload=(), cell_seconds=20, request_seconds=20, start_seconds=30,
                     restarts=0)
-    server = zygote.ForkServer(limits, _default_data_dir(None), ())
+    server = zygote.ForkServer(limits, default_data_dir(None), ())
     try:
         if server.problem:
             return Check("warm start", False, "the fork server does not start here, so every "

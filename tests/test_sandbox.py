@@ -19,7 +19,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap is not installed (scripts/install-system-packages.sh)")
 
-from mnistkit.grading.sandbox import Limits, SandboxStudent, _MemoryCap, _ProcessCap  # noqa: E402
+from mnistkit.grading.cgroups import MemoryCap as _MemoryCap  # noqa: E402
+from mnistkit.grading.cgroups import ProcessCap as _ProcessCap  # noqa: E402
+from mnistkit.grading.sandbox import Limits, SandboxStudent  # noqa: E402
 from mnistkit.grading.student import (InProcessStudent, NotDefined, NotPlainData,  # noqa: E402
                                       StudentCodeError, StudentCrashed, StudentTimeout,
                                       SubmissionProblem)
@@ -42,7 +44,7 @@ def fork_server(mnist_data_dir):
     data is materialized first: on a fresh clone another test may materialize it mid-run, after
     which a server started without it no longer matches and every warm test ran cold."""
     from mnistkit.grading import zygote
-    from mnistkit.grading.sandbox import _default_data_dir
+    from mnistkit.grading.sandbox_policy import default_data_dir as _default_data_dir
     server = zygote.ForkServer(FAST, _default_data_dir(None), ())
     assert not server.problem, server.problem
     yield server
@@ -622,7 +624,7 @@ def test_every_writable_place_is_in_the_quota(tmp_path, mnist_data_dir, monkeypa
 def test_gpu_device_nodes_are_bound_when_there_is_a_gpu(monkeypatch):
     """On a machine with an NVIDIA GPU, do its device nodes (and only those) come into the
     sandbox, past the disk audit? (No GPU here: the machine's list is replaced.)"""
-    from mnistkit.grading import sandbox
+    from mnistkit.grading import bwrap_args as sandbox
     monkeypatch.setattr(sandbox, "gpu_devices", lambda: ["/dev/nvidia0", "/dev/nvidiactl"])
     cmd = sandbox.bwrap_base()
     assert cmd[-6:] == ["--dev-bind", "/dev/nvidia0", "/dev/nvidia0",
@@ -634,7 +636,7 @@ def test_gpu_device_nodes_are_bound_when_there_is_a_gpu(monkeypatch):
 
 def test_a_writable_bind_outside_the_quota_is_refused(tmp_path):
     """Does the sandbox refuse to start with a writable place outside the quota (a kit bug)?"""
-    from mnistkit.grading.sandbox import read_only_else
+    from mnistkit.grading.bwrap_args import read_only_else
     quota = {f"{tmp_path}/quota/home"}
     fine = ["--bind", f"{tmp_path}/quota/home", "/home/student", "--tmpfs", "/data/x"]
     assert read_only_else(fine, quota) == ["--remount-ro", "/data/x"]

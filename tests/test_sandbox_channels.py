@@ -178,7 +178,7 @@ def test_a_student_leaves_nothing_for_the_next(tmp_path, mnist_data_dir, monkeyp
     nothing of what alice tried to leave, and is alice's memory (/dev/shm, SysV shared memory,
     her lingering process) given back once her grading ends?"""
     from mnistkit.grading import zygote
-    from mnistkit.grading.sandbox import _default_data_dir
+    from mnistkit.grading.sandbox_policy import default_data_dir as _default_data_dir
     monkeypatch.delenv(zygote.SERVER_ENV, raising=False)
     data_dir = _default_data_dir(None)
     servers = []

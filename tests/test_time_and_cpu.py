@@ -16,7 +16,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from mnistkit import cli
 from mnistkit.grading import run
-from mnistkit.grading.sandbox import Limits, SandboxStudent, _CpuCap
+from mnistkit.grading.cgroups import CpuCap as _CpuCap
+from mnistkit.grading.sandbox import Limits, SandboxStudent
 
 from .fixtures.toy_course import toy_helpers as toy
 
@@ -39,7 +40,7 @@ def sandbox(request, monkeypatch):
     opened, servers = [], []
     if request.param == "warm":
         from mnistkit.grading import zygote
-        from mnistkit.grading.sandbox import _default_data_dir
+        from mnistkit.grading.sandbox_policy import default_data_dir as _default_data_dir
         server = zygote.ForkServer(FAST, _default_data_dir(None), ())
         assert not server.problem, server.problem
         servers.append(server)

@@ -48,10 +48,14 @@ import importlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
+
+try:
+    import disk_quota   # the quota, written once: bound beside this file (sys.path[0])
+except ImportError:     # imported from the kit's package instead (tools, tests)
+    from mnistkit.grading import disk_quota
 
 HOME = "/home/student"
 QUOTA = "/opt/quota"             # the child's tmpfs is mounted here, then covered
@@ -64,20 +68,8 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
 MAX_MESSAGE = 1 << 16
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int,
-           data: str | None = None) -> None:
-    # ctypes because Python 3.11's os module has neither mount nor unshare (3.12 adds unshare)
-    _check(_libc.mount(source.encode() if source else None, target.encode(),
-                       fstype.encode() if fstype else None, ctypes.c_ulong(flags),
-                       data.encode() if data else None), f"mount {target}")
+_check = disk_quota.check      # (ctypes: Python 3.11's os module has neither mount nor unshare)
+_mount = disk_quota.mount
 
 
 def _drop_capabilities() -> None:
@@ -125,14 +117,11 @@ def _enter_quota(token: str, disk_bytes: int, disk_files: int) -> None:
     """The child's only writable places: one tmpfs, seen as HOME, /tmp and /dev/shm. Mounted in
     the child's own mount namespace: it covers the fork server's scratch of the same names and
     is freed by the kernel when the child's last process ends."""
-    _mount("mnistkit-quota", QUOTA, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={int(disk_bytes)},nr_inodes={int(disk_files)},mode=0755")
-    for part in ("home", "tmp", "shm", "kept"):
-        os.mkdir(f"{QUOTA}/{part}")
-    os.chmod(f"{QUOTA}/tmp", 0o1777)
+    disk_quota.mount_quota(QUOTA, disk_bytes, disk_files)
     source = os.path.join(INBOX, token, "home")
-    if token and "/" not in token and os.path.isdir(source):
-        shutil.copytree(source, f"{QUOTA}/home", symlinks=True, dirs_exist_ok=True)
+    disk_quota.fill(QUOTA, source if token and "/" not in token else None,
+                    disk_quota.PARTS + ("kept",))
+    os.chmod(f"{QUOTA}/tmp", 0o1777)
     places = ((f"{QUOTA}/home", HOME), (f"{QUOTA}/tmp", "/tmp"), (f"{QUOTA}/shm", "/dev/shm"))
     # The view's mounts below those places are set aside, then put back on top of the quota.
     kept = _view_mounts_under(tuple(target for _, target in places))
@@ -366,6 +355,9 @@ def main(argv=None) -> int:
     control = socket.socket(fileno=args.control_fd)
     import runner
     wire = runner.load_wire(os.path.join(os.path.dirname(os.path.abspath(__file__)), "wire.py"))
+    # Stand-alone in the sandbox: it cannot import mnistkit.settings. Its environment is the
+    # policy's (bubblewrap's --setenv, sandbox_policy.Environment), read here as os.environ;
+    # its settings come on its command line and in each spawn's parameters from the grader.
     os.environ.setdefault("MPLBACKEND", "Agg")
     for module in args.warm:
         try:

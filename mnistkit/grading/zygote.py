@@ -2,17 +2,19 @@
 
 A cold sandbox is a fresh interpreter that imports torch, IPython and fastai before the
 student's first line (about 7.5 CPU-s a notebook). ``ForkServer`` starts ``forkserver.py`` once
-in a bubblewrap sandbox of its own (``sandbox.bwrap_base`` + ``sandbox.view_args``: the same view
-as a cold sandbox), where it imports the modules the course's release notebooks import, before
-any student code exists; each notebook then gets a forked child that enters its own namespaces,
-disk quota, cgroups and limits before it runs anything (forkserver.py says how).
+in a bubblewrap sandbox of its own (the same ``sandbox_policy.Policy`` as a cold sandbox, made
+bubblewrap arguments by ``bwrap_args``), where it imports the modules the course's release
+notebooks import, before any student code exists; each notebook then gets a forked child that
+enters its own namespaces, disk quota, cgroups and limits before it runs anything (forkserver.py
+says how).
 
 Who holds what. The process that calls ``run.grade_notebook`` (``mnistkit grade``, a
 ``grade-class`` worker, nbgrader's autograde) owns the fork servers: ``lease`` hands one out for
 one notebook, starting it on first use, and passes its control socket to that notebook's grader
 process (``grader_env`` / ``pass_fds``); the grader's ``SandboxStudent`` asks it for a child
-(``ForkClient.spawn``) instead of starting bubblewrap. A fork server serves one grading at a
-time (it keeps one child alive at a time), so concurrent gradings in one process get one each.
+(``warm_launcher``: ``ForkClient.spawn``) instead of starting bubblewrap. A fork server serves
+one grading at a time (it keeps one child alive at a time), so concurrent gradings in one
+process get one each.
 
 ``MNISTKIT_WARM_START=0`` turns the warm start off (every sandbox cold, as before); a fork
 server that does not start is reported once and grading goes on cold.
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -33,21 +34,17 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from mnistkit.grading import sandbox
+from mnistkit.grading.bwrap_args import bwrap_base, env_args, read_only_else, view_args
+from mnistkit.grading.sandbox_policy import (FORK_QUOTA, INBOX, TOOLS, Limits, Policy,
+                                             default_data_dir)
+# The grader's side (asking a server for a child) is warm_launcher's; its names stay here too.
+from mnistkit.grading.warm_launcher import (SERVER_ENV, WARM_ENV, ForkClient,  # noqa: F401
+                                            WarmProcess, child_key, enabled, host_pid)
 
-WARM_ENV = "MNISTKIT_WARM_START"
-SERVER_ENV = "MNISTKIT_FORKSERVER"     # fd:pid:inbox:key, set for a grader process
-INBOX = "/opt/inbox"
 ALWAYS_WARM = ("IPython.core.interactiveshell",)
 _IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M)
-
-
-def enabled() -> bool:
-    return os.environ.get(WARM_ENV, "1") not in ("0", "")
 
 
 def release_imports(release: Path) -> tuple[str, ...]:
@@ -77,13 +74,6 @@ def release_imports(release: Path) -> tuple[str, ...]:
     return tuple(found)
 
 
-def child_key(limits: sandbox.Limits, data_dir: Path | None) -> str:
-    """What a fork server's children inherit from it and so must match the grading's: the data
-    view and the thread settings (the grader checks it before it asks for a child)."""
-    text = json.dumps([str(Path(data_dir).resolve()) if data_dir else "", limits.threads])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def die_with_parent() -> None:
     """PR_SET_PDEATHSIG (SIGKILL), e.g. as Popen's preexec_fn: a worker killed outright (SIGKILL,
     an OOM kill) leaves no fork server or warm grader behind (bubblewrap then ends everything in
@@ -92,19 +82,19 @@ def die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
-def _key(limits: sandbox.Limits, data_dir: Path | None, warm: tuple[str, ...]) -> str:
+def _key(limits: Limits, data_dir: Path | None, warm: tuple[str, ...]) -> str:
     return child_key(limits, data_dir) + ":" + ",".join(warm)
 
 
 class ForkServer:
     """One fork server process (owner side). ``available`` is False when it did not start."""
 
-    def __init__(self, limits: sandbox.Limits, data_dir: Path | None, warm: tuple[str, ...]):
+    def __init__(self, limits: Limits, data_dir: Path | None, warm: tuple[str, ...]):
         self.key = child_key(limits, data_dir)
         self.inbox = Path(tempfile.mkdtemp(prefix="mnistkit-inbox-"))
         self.log = tempfile.TemporaryFile()
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        cmd = self._command(limits, data_dir, warm, theirs.fileno(), self.inbox)
+        cmd = self._command(Policy.of(limits, data_dir), warm, theirs.fileno(), self.inbox)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, pass_fds=(theirs.fileno(),),
                                      start_new_session=True, env={"PATH": "/usr/bin:/bin"},
@@ -117,19 +107,21 @@ class ForkServer:
             raise
 
     @staticmethod
-    def _command(limits, data_dir, warm, control_fd: int, inbox: Path) -> list[str]:
-        home = sandbox.HOME
+    def _command(policy: Policy, warm, control_fd: int, inbox: Path) -> list[str]:
+        """The fork server's sandbox: the policy's view, environment and devices (the same as
+        a cold sandbox's), CAP_SYS_ADMIN inside for its children's quotas (FORK_QUOTA)."""
+        limits, home, devices = policy.limits, policy.mounts.home, policy.devices.nodes
         # HOME, /tmp and /dev/shm are the fork server's own scratch (matplotlib and fastai may
         # write there on import); every child covers all three with its disk quota.
-        cmd = sandbox.bwrap_base() + ["--cap-add", "CAP_SYS_ADMIN",
-                                      "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
-        cmd += sandbox.view_args(data_dir)
-        cmd += ["--tmpfs", home, "--dir", "/opt/quota", "--ro-bind", str(inbox), INBOX,
+        cmd = bwrap_base(devices) + ["--cap-add", "CAP_SYS_ADMIN",
+                                     "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+        cmd += view_args(policy.mounts)
+        cmd += ["--tmpfs", home, "--dir", FORK_QUOTA, "--ro-bind", str(inbox), INBOX,
                 "--chdir", home]
-        covered = {"/tmp", "/dev/shm", home}
-        cmd += sandbox.read_only_else(cmd, covered) + ["--remount-ro", "/dev", "--remount-ro", "/"]
-        cmd += sandbox.env_args(limits)
-        cmd += [f"{Path(sys.prefix)}/bin/python", "-u", f"{sandbox.TOOLS}/forkserver.py",
+        covered = set(policy.disk.places)
+        cmd += read_only_else(cmd, covered, devices) + ["--remount-ro", "/dev", "--remount-ro", "/"]
+        cmd += env_args(policy.env)
+        cmd += [f"{Path(sys.prefix)}/bin/python", "-u", f"{TOOLS}/forkserver.py",
                 "--control-fd", str(control_fd)]
         for module in dict.fromkeys(ALWAYS_WARM + tuple(limits.preload) + tuple(warm)):
             cmd += ["--warm", module]
@@ -233,7 +225,7 @@ close_idle = _servers.close_all   # e.g. before a benchmark's next run starts it
 
 
 @contextlib.contextmanager
-def lease(limits: sandbox.Limits, data_dir: Path | None, warm: tuple[str, ...]):
+def lease(limits: Limits, data_dir: Path | None, warm: tuple[str, ...]):
     """A fork server for one grading (None when the warm start is off or could not start)."""
     if not enabled() or shutil.which("bwrap") is None:
         yield None
@@ -244,177 +236,6 @@ def lease(limits: sandbox.Limits, data_dir: Path | None, warm: tuple[str, ...]):
 
 
 # ---- the grader's side: asking for a child -----------------------------------------------------
-
-@dataclass
-class ForkClient:
-    """What a grader process was handed (SERVER_ENV): the control socket, the fork server's host
-    pid (its children are found below it), the inbox and the server's key."""
-    control: socket.socket
-    server_pid: int
-    inbox: Path
-    key: str
-
-    @classmethod
-    def inherited(cls, limits: sandbox.Limits, data_dir: Path | None) -> "ForkClient | None":
-        raw = os.environ.get(SERVER_ENV, "")
-        parts = raw.split(":", 3)
-        if len(parts) != 4 or not enabled():
-            return None
-        try:
-            fd, pid = int(parts[0]), int(parts[1])
-            os.fstat(fd)
-        except (ValueError, OSError):
-            return None
-        # Only a server whose children see this grading's data view and settings will do.
-        if parts[3] != child_key(limits, data_dir):
-            return None
-        return cls(socket.socket(fileno=os.dup(fd)), pid, Path(parts[2]), parts[3])
-
-    def spawn(self, token: str, limits: sandbox.Limits, caps,
-              seconds: float) -> tuple["WarmProcess", int, int]:
-        """A child for the submission prepared in ``inbox/token/home``: (its handle, the answer
-        pipe's and the output pipe's read ends).
-        ``caps``: cgroups the child joins before it does anything."""
-        request_r, request_w = os.pipe()
-        answer_r, answer_w = os.pipe()
-        output_r, output_w = os.pipe()
-        status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        params = dict(token=token, memory=limits.memory_bytes, fsize=limits.file_bytes,
-                      preload=list(limits.preload), disk_bytes=int(limits.disk_bytes),
-                      disk_files=int(limits.disk_files))
-        try:
-            socket.send_fds(self.control, [json.dumps(params).encode()],
-                            [request_r, answer_w, output_w, theirs.fileno()])
-        except OSError as exc:
-            for fd in (request_r, request_w, answer_r, answer_w, output_r, output_w):
-                os.close(fd)
-            status.close()
-            raise sandbox._Died(f"the warm start's fork server is gone ({exc})") from None
-        finally:
-            theirs.close()
-        for fd in (request_r, answer_w, output_w):
-            os.close(fd)
-        proc = WarmProcess(status, request_w, self.server_pid)
-        try:
-            proc.start(caps, seconds)
-        except BaseException:
-            proc.kill()
-            for fd in (answer_r, output_r):
-                os.close(fd)
-            raise
-        return proc, answer_r, output_r
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                found += [int(p) for p in fh.read().split()]
-    except OSError:
-        pass
-    return found
-
-
-def _ns_pids(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("NSpid:"):
-                    return [int(p) for p in line.split()[1:]]
-    except (OSError, ValueError):
-        pass
-    return []
-
-
-def host_pid(server_pid: int, child: int) -> int | None:
-    """The host pid of the fork server's child ``child`` (a pid in the fork server's namespace),
-    found below the fork server's bubblewrap process: the grader puts it in cgroups and kills it."""
-    todo, seen = [server_pid], 0
-    while todo and seen < 256:
-        pid = todo.pop()
-        seen += 1
-        ns = _ns_pids(pid)
-        if len(ns) >= 3 and ns[-2] == child and ns[-1] == 1:
-            return pid
-        todo.extend(_children(pid))
-    return None
-
-
-class WarmProcess:
-    """A forked child, handled like ``subprocess.Popen`` by the sandbox (pid, poll, wait, kill,
-    stdin): ``pid`` is its host pid; its exit status comes from its keeper."""
-
-    def __init__(self, status: socket.socket, request_w: int, server_pid: int):
-        self.status = status
-        self.stdin = os.fdopen(request_w, "wb", buffering=0)
-        self.server_pid = server_pid
-        self.pid = 0
-        self.returncode: int | None = None
-
-    def start(self, caps, seconds: float) -> None:
-        reply = self._receive(seconds)
-        if not reply or "pid" not in reply:
-            raise sandbox._Died(f"the warm start gave no child ({(reply or {}).get('error', 'no answer')})")
-        pid = None
-        for _ in range(100):
-            pid = host_pid(self.server_pid, int(reply["pid"]))
-            if pid:
-                break
-            time.sleep(0.01)
-        if pid is None:
-            raise sandbox._Died("the warm start's child could not be found")
-        self.pid = pid
-        for cap in caps:
-            cap.add(pid)
-        self.status.send(b"go")
-
-    def _receive(self, seconds: float) -> dict | None:
-        ready, _, _ = select.select([self.status], [], [], max(seconds, 0))
-        if not ready:
-            return None
-        try:
-            data = self.status.recv(1 << 12)
-        except OSError:
-            data = b""
-        if not data:
-            return None
-        try:
-            reply = json.loads(data)
-        except ValueError:
-            return None
-        return reply if isinstance(reply, dict) else None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            reply = self._receive(0)
-            if reply is not None and "exit" in reply:
-                code = int(reply["exit"])
-                self.returncode = 128 - code if code < 0 else code   # like bubblewrap's
-            elif reply is None and self.pid and not Path(f"/proc/{self.pid}").exists():
-                reply = self._receive(0.5)     # gone: its keeper reports the status at once
-                code = int(reply["exit"]) if reply and "exit" in reply else -signal.SIGKILL
-                self.returncode = 128 - code if code < 0 else code
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
-        while self.poll() is None:
-            if time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired("warm child", timeout)
-            select.select([self.status], [], [], min(0.05, max(deadline - time.monotonic(), 0)))
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.pid and self.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(self.pid, signal.SIGKILL)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.stdin.close()
-        self.status.close()
-
 
 # ---- does the warm start work on this machine? -------------------------------------------------
 
@@ -427,12 +248,15 @@ def warm_start_problem(data_dir: Path | None = None) -> str:
     server that imports IPython only (seconds), closed before returning."""
     import contextlib
     import io
+    from mnistkit.grading.sandbox import SandboxStudent   # (sandbox never imports zygote)
     if not enabled():
-        return f"it is turned off ({WARM_ENV}={os.environ.get(WARM_ENV)})"
+        raw = os.environ.get(WARM_ENV)
+        return f"it is turned off ({WARM_ENV}={raw})" if raw is not None else \
+            "it is turned off (warm_start in .mnistkit/course.json)"
     if shutil.which("bwrap") is None:
         return "bubblewrap (bwrap) is not installed"
-    limits = sandbox.Limits(cell_seconds=30, request_seconds=30, preload=())
-    data_dir = sandbox._default_data_dir(data_dir)
+    limits = Limits(cell_seconds=30, request_seconds=30, preload=())
+    data_dir = default_data_dir(data_dir)
     server = ForkServer(limits, data_dir, ())
     if server.problem:
         return server.problem
@@ -446,7 +270,7 @@ def warm_start_problem(data_dir: Path | None = None) -> str:
             path = Path(tmp) / "probe.ipynb"
             nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), path)
             with contextlib.redirect_stderr(told):
-                student = sandbox.SandboxStudent(path, limits=limits, data_dir=data_dir)
+                student = SandboxStudent(path, limits=limits, data_dir=data_dir)
             try:
                 warm = student._warm is not None
                 ok = [c.status for c in student.cells] == ["ok"] and student.get("x") == 1
