@@ -319,11 +319,12 @@ def run_fairness(assignment: str = "a1_pixel_similarity", hog_processes: int = 1
     grading times, loaded over quiet, against ``FAIRNESS_GOAL``."""
     from mnistkit.grading import run as grading
     from mnistkit.grading import sandbox, zygote
+    from mnistkit.settings import settings
     course = grading.Course.default()
     problem = zygote.warm_start_problem()
     if problem:
         _log(f"WARNING: bench --fairness runs COLD, the warm start does not work here: {problem}")
-    limits = sandbox.Limits.from_env()
+    limits = settings().limits
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="mnistkit-bench-fairness-") as tmp:
         tmp = Path(tmp)

@@ -6,7 +6,8 @@ Conventions (docs/ARCHITECTURE.md has the full story):
 - a hand-graded exercise ``X`` is a task cell ``X`` (the question, points, and a mark scheme
   that only graders see) followed by an answer cell ``X-answer`` the student writes in;
 - ``metadata.mnistkit.questionnaire`` on the graded cell lists the questionnaire items it answers.
-Source notebooks are edited in JupyterLab; these helpers are for scripts and tests that make cells.
+Source notebooks are edited in JupyterLab (hand-graded tasks too); these helpers are for scripts
+and tests that make cells.
 """
 from __future__ import annotations
 
@@ -46,22 +47,3 @@ def self_check(exercise_id: str, points: float, source: str, questionnaire=()):
     cell = _nbgrader(new_code_cell(source), grade=True, locked=True, grade_id=exercise_id,
                      points=points)
     return _mnistkit(cell, questionnaire)
-
-
-def written_task(exercise_id: str, points: float, question: str, model_answer: str,
-                 rubric: str, questionnaire=()):
-    """A hand-graded question. Graders see the model answer and rubric in formgrader; the
-    release and the students' feedback do not (ClearMarkScheme)."""
-    text = (f"{question}\n\n=== BEGIN MARK SCHEME ===\n\n**Model answer.** {model_answer}\n\n"
-            f"**Rubric ({points:g} points).** {rubric}\n\n=== END MARK SCHEME ===")
-    cell = _nbgrader(new_markdown_cell(text), task=True, locked=True, grade_id=exercise_id,
-                     points=points)
-    return _mnistkit(cell, questionnaire)
-
-
-WRITTEN_ANSWER_PROMPT = "*Write your answer here.*"
-
-
-def written_answer():
-    """An ordinary editable markdown cell under a task; the model answer is in the mark scheme."""
-    return new_markdown_cell(WRITTEN_ANSWER_PROMPT)

@@ -6,62 +6,18 @@ folder or file named on the command line that does not exist or is the wrong kin
 assignment the course does not have), found before anything slow is imported; 1 for a failure
 while working (one line: what failed and what to do); 130 on Ctrl-C. Run inside a checkout of
 the kit other than the one installed, the command hands over to that checkout's own code first
-(``use_checkout_here``), so it always works on the checkout it is run in."""
+(``handover.use_checkout_here``), so it always works on the checkout it is run in."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-EXIT_USAGE, EXIT_FAILED = 2, 1
-
-
-class KitError(Exception):
-    """An expected failure: printed as one line, exit code 1."""
-
-
-class UsageError(KitError):
-    """A bad argument a verb found itself (argparse cannot check that a folder exists): one
-    line, exit code 2, like argparse's own errors."""
-
-
-# Set on the hand-over to another checkout's code: the checkout now running (never twice).
-HANDOVER_ENV = "MNISTKIT_CHECKOUT"
-
-
-def use_checkout_here(argv: list[str]) -> None:
-    """When the current folder is inside a checkout of the kit other than the one this code
-    comes from (a second clone, with the first clone's venv), run the command with that
-    checkout's own code and folders: exec ``python -m mnistkit`` with it first on
-    ``PYTHONPATH`` (ahead of the editable install's finder). Returns when this code is the
-    checkout's own, or when there is no checkout around; for an nbgrader course folder without
-    the kit's code it says which course the command uses instead."""
-    from mnistkit import paths
-    try:
-        here = paths.course_around(Path.cwd())
-    except OSError:          # the current folder was deleted: nothing to hand over to
-        return
-    if here is None or here.resolve() == paths.ROOT:
-        return
-    if not paths.is_checkout(here):
-        chosen = os.environ.get("MNISTKIT_COURSE_ROOT")
-        if not chosen or Path(chosen).resolve() != here.resolve():
-            print(f"mnistkit: note: {here} has no mnistkit/ of its own; using the kit's course "
-                  f"at {paths.ROOT} (MNISTKIT_COURSE_ROOT={here} grades this folder's "
-                  "assignments)", file=sys.stderr)
-        return
-    if os.environ.get(HANDOVER_ENV) == str(here):   # handed over to it already: never loop
-        print(f"mnistkit: note: running the kit at {paths.ROOT}, not the checkout at {here}",
-              file=sys.stderr)
-        return
-    env = dict(os.environ)
-    env[HANDOVER_ENV] = str(here)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(here), env.get("PYTHONPATH")) if p)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "mnistkit", *argv], env)
+# The errors live below every verb (grading/cli.py raises them); re-exported here for callers.
+from mnistkit.errors import EXIT_FAILED, EXIT_USAGE, KitError, UsageError  # noqa: F401
+from mnistkit.handover import use_checkout_here
+from mnistkit.settings import SettingsError, settings  # light: no grading, torch or nbgrader
 
 
 def _existing_folder(path: str, what: str) -> Path:
@@ -387,7 +343,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 # Expected failures of the verbs' modules: (module, exception class) -> one line, exit 1. Looked
 # up only once raised (the module is imported by then), so main imports none of them up front.
-_EXPECTED = (("mnistkit.build", "BuildError"), ("mnistkit.data", "DataError"))
+_EXPECTED = (("mnistkit.build", "BuildError"), ("mnistkit.data", "DataError"),
+             ("mnistkit.settings", "SettingsError"))
 
 
 def _expected(exc: BaseException) -> bool:
@@ -396,9 +353,20 @@ def _expected(exc: BaseException) -> bool:
     return isinstance(exc, kinds)
 
 
+def _debug() -> bool:
+    try:
+        return settings().debug
+    except SettingsError:
+        return False
+
+
 def main(argv=None) -> int:
     if argv is None:   # the command itself (tests call main([...]) in their own process)
-        use_checkout_here(sys.argv[1:])
+        try:
+            use_checkout_here(sys.argv[1:])
+        except SettingsError as exc:
+            print(f"mnistkit: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -420,7 +388,7 @@ def main(argv=None) -> int:
         if _expected(exc):
             print(f"mnistkit {args.verb}: error: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        if os.environ.get("MNISTKIT_DEBUG"):
+        if _debug():
             raise
         print(f"mnistkit {args.verb}: internal error: {type(exc).__name__}: {exc} "
               "(set MNISTKIT_DEBUG=1 for the traceback)", file=sys.stderr)

@@ -27,8 +27,11 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DEFAULT_COURSE_ID = "mnist-basics"
-DEFAULT_EXCHANGE = "/srv/nbgrader/exchange"     # nbgrader's own default for Exchange.root
+from mnistkit.settings import Settings
+
+# Written once, in the course's configuration (nbgrader's own default for Exchange.root).
+DEFAULT_COURSE_ID = Settings.__dataclass_fields__["course_id"].default
+DEFAULT_EXCHANGE = Settings.__dataclass_fields__["exchange"].default
 SETTINGS = Path(".mnistkit") / "course.json"
 STUDENT_CONFIG = Path(".mnistkit") / "student-jupyter"
 
@@ -56,17 +59,14 @@ class CourseSettings:
 
 
 def read_settings(course_dir: Path) -> CourseSettings:
-    """The course's settings (``nbgrader_config.py`` calls this; it must stay light: no torch,
-    no nbgrader). nbgrader's defaults where ``course init`` has not run."""
-    path = Path(course_dir) / SETTINGS
+    """The course id and exchange (``nbgrader_config.py`` calls this; it must stay light: no
+    torch, no nbgrader), from the course's one configuration (``mnistkit.settings``)."""
+    from mnistkit.settings import SettingsError, load_settings
     try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        return CourseSettings()
-    except (OSError, ValueError) as exc:
-        raise CourseError(f"{path} is unreadable ({exc}): run `mnistkit course init` again") \
-            from None
-    return CourseSettings(**{k: str(raw[k]) for k in ("course_id", "exchange") if k in raw})
+        chosen = load_settings(course_dir)
+    except SettingsError as exc:
+        raise CourseError(str(exc)) from None
+    return CourseSettings(course_id=chosen.course_id, exchange=chosen.exchange)
 
 
 def _valid_course_id(course_id: str) -> str:

@@ -202,10 +202,6 @@ SANDBOX_VIEW = {FULL_NAME: (STANDIN_NAME, ("",)),
                 SAMPLE_NAME: (SAMPLE_STANDIN_NAME, ("valid", "labels.csv"))}
 
 
-def count_files(mnist: Mnist, name: str) -> int:
-    return sum(1 for _ in LAYOUTS[name](mnist)) + len(EXTRA_FILES[name])
-
-
 Progress = Callable[[str, int, int], None]
 
 

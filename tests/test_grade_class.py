@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 import mnistkit
-from mnistkit.grading import batch, run
+from mnistkit.grading import batch, fingerprints, run
 from mnistkit.grading.results import Results
 from mnistkit.paths import SOLUTIONS
 
@@ -434,8 +434,8 @@ def new_kit_version(course, monkeypatch, tmp_path, grade):
 def change_the_grading_engine(course, monkeypatch, tmp_path, grade):
     """A new version of a grading module (in a copy of the kit, so the real one stays)."""
     kit = tmp_path / "kit"
-    shutil.copytree(batch._KIT, kit, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(batch, "_KIT", kit)
+    shutil.copytree(fingerprints._KIT, kit, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(fingerprints, "_KIT", kit)
     assert grade() == 0   # the same engine in another folder: still kept
     with open(kit / "grading" / "expect.py", "a") as fh:
         fh.write("# a comparison rule changed\n")

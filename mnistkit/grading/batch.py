@@ -28,275 +28,37 @@ unless the pre-flight now fails here too: then the machine cannot grade anyone, 
 stops with nothing recorded for that student (rerun once fixed). A worker process that dies
 (``BrokenProcessPool``) takes every grading of the pool with it: the pool is started again and
 those students are graded again, one at a time, so that a worker dying again names its cause.
+
+This module is the batch's loop; what it writes per student is ``batch_records``, what decides
+a score ``fingerprints``, and the worker processes ``batch_workers``.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
-import hashlib
-import io
-import json
-import math
 import multiprocessing
-import os
-import shutil
-import signal
-import sys
-import tempfile
 import time
 import traceback
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
-import mnistkit
-from mnistkit import catalog
-from mnistkit.grading import run, submitted_files
-from mnistkit.grading.results import Results, clean_line, write_atomically
-from mnistkit.paths import SOLUTIONS
-
-FINGERPRINT_FILE = "graded.json"
-RESULTS_FILE = "results.json"
-SUMMARY_FILE = "summary.txt"
-SCORES_FILE = "scores.csv"
-GRADED, NOT_GRADED = "graded", "not graded"   # a record's status (graded.json, scores.csv)
-REASON_CHARS = 300        # a not-graded reason, one line
-# Peak memory of one grading (PSS of the grader, the sandbox and the student's code), measured
-# at 1.25-1.8 GiB on the four assignments; the default worker count keeps this much per worker.
-PER_GRADING_BYTES = 2 << 30
-STOP_SECONDS = 20.0   # how long stopped workers get to end their graders before they are killed
-# Modules of the grading package that decide where results go, not what they are: an edit to
-# them does not make every class regrade. Anything else in mnistkit/grading/ counts.
-_NOT_SCORING = {"batch.py", "cli.py", "gradebook.py", "dask_cluster.py"}
-# The rest of the kit that grading reads: hidden tests import mnistkit.data, the plugin reads
-# points through mnistkit.catalog.
-_KIT = Path(mnistkit.__file__).resolve().parent
-_ENGINE_MODULES = ("catalog.py", "data.py", "paths.py")
-# Settings read from the environment that change a score besides MNISTKIT_LIMIT_* (the sandbox's
-# and the grader's limits) and the seed.
-_SCORING_ENV = ("MNISTKIT_GRADING_SEED", run.TIMEOUT_ENV, run.IN_PROCESS_ENV)
+from mnistkit.grading import run
+# The records, the fingerprints and the workers are modules of their own; their names that
+# callers use stay importable from here (batch.FINGERPRINT_FILE, batch.Capacity, ...).
+from mnistkit.grading.batch_records import (  # noqa: F401
+    FINGERPRINT_FILE, GRADED, NOT_GRADED, REASON_CHARS, RESULTS_FILE, SCORES_FILE, SUMMARY_FILE,
+    Recorder, _NoRecorder, _record, _record_not_graded, is_current, write_scores_csv)
+from mnistkit.grading.batch_workers import (  # noqa: F401
+    PER_GRADING_BYTES, STOP_SECONDS, Capacity, _InThisProcess, _leave, _no_interrupt, _stop,
+    _worker_started, _WORKER, _WorkersScratch, default_jobs, spawnable_main, stop_on_signals)
+from mnistkit.grading.fingerprints import (  # noqa: F401
+    grading_fingerprint, grading_inputs, grading_settings, reference_folders,
+    submission_fingerprint)
+from mnistkit.grading.results import Results, clean_line
 
 
-class Recorder(Protocol):
-    """Where else a graded student goes (e.g. nbgrader's gradebook, mnistkit/grading/gradebook.py).
-
-    ``record(student, results)`` is called by the writer, in this process and one student at a
-    time, in the order the gradings finish, after the student's results.json and summary.txt are
-    written and before graded.json: a student counts as graded only once the recorder has
-    returned, so a run stopped in between grades (and records) that student again. A recorder
-    must therefore accept a student it has recorded before (replace, not add). A
-    ``run.GradingUnavailable`` it raises (the gradebook cannot be written at all) stops the
-    batch; any other exception makes that student not graded."""
-
-    def record(self, student: str, results: Results) -> None: ...
-
-
-class _NoRecorder:
-    def record(self, student: str, results: Results) -> None:
-        pass
-
-
-# --- what decides a score -----------------------------------------------------------------
-
-def _files(root: Path) -> list[Path]:
-    """Files under ``root`` that grading can read: hidden ones (.ipynb_checkpoints) and
-    compiled bytecode left by someone running the tests by hand are not."""
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if (not path.is_file() or path.is_symlink() or path.suffix == ".pyc"
-                or any(part.startswith(".") or part == "__pycache__" for part in rel.parts)):
-            continue
-        found.append(path)
-    return sorted(found)
-
-
-def _hash_files(digest, root: Path, files: list[Path] | None = None) -> None:
-    for path in _files(root) if files is None else files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(b"\0")
-
-
-def reference_folders(course: run.Course) -> list[Path]:
-    """Where the hidden tests' ``from solutions import ...`` can come from: the kit's
-    solutions/ (on the grader's path for every course), and a course's own solutions/ next to
-    its autograder/ when it has one. All their modules count, so a change to a module the tests
-    import indirectly (``solutions/all_digits.py``) regrades too."""
-    folders = [SOLUTIONS]
-    own = course.autograder.parent / "solutions"
-    if own.resolve() != SOLUTIONS.resolve():
-        folders.append(own)
-    return folders
-
-
-def grading_inputs(assignment: str, course: run.Course) -> dict[str, tuple[Path, list[Path]]]:
-    """The files every student of this assignment is graded with: what they are -> (their
-    folder, the files in it that count). The hidden tests and the modules they import, the
-    source notebooks (points, titles; locked cells a release lacks), the release notebooks
-    (locked cells are restored from them), the grading engine's code."""
-    inputs = {"hidden tests": (course.autograder, _files(course.autograder))}
-    for number, folder in enumerate(reference_folders(course)):
-        inputs[f"references {number}"] = (folder, [p for p in _files(folder) if p.suffix == ".py"])
-    inputs["source notebooks"] = (course.source, _files(course.source / assignment))
-    inputs["release notebooks"] = (course.release, _files(course.release / assignment))
-    engine = [p for p in sorted((_KIT / "grading").glob("*.py")) if p.name not in _NOT_SCORING]
-    inputs["grading engine"] = (_KIT, engine + [_KIT / name for name in _ENGINE_MODULES])
-    return inputs
-
-
-def grading_settings() -> dict[str, str]:
-    """The settings from the environment that change a score: every ``MNISTKIT_LIMIT_*``
-    variable that is set, the sandbox limits they make (``sandbox.Limits.from_env``, so a
-    changed default counts too), the seed, the grading timeout, and the kit's version."""
-    import dataclasses
-
-    from mnistkit.grading.sandbox import Limits
-    try:
-        limits = Limits.from_env()
-    except ValueError as exc:
-        raise run.GradingUnavailable(str(exc)) from None
-    # Threads change how fast a grading runs, not its score (grade-class gives each of N
-    # workers its share of the cores): not in the fingerprint, or --jobs 2 would regrade a
-    # class graded with --jobs 1.
-    threads = Limits.ENV_PREFIX + "THREADS"
-    settings = {name: value for name, value in os.environ.items() if name != threads
-                and (name.startswith(Limits.ENV_PREFIX) or name in _SCORING_ENV)}
-    settings["sandbox limits"] = repr(dataclasses.astuple(dataclasses.replace(limits, threads=0)))
-    settings["grader memory"] = str(run.grader_memory())
-    settings["mnistkit"] = mnistkit.__version__
-    return dict(sorted(settings.items()))
-
-
-def grading_fingerprint(assignment: str, course: run.Course) -> str:
-    """One hash of everything every student of this run is graded with (``grading_inputs``
-    and ``grading_settings``); a student's fingerprint adds their submission's files."""
-    digest = hashlib.sha256(assignment.encode() + b"\0")
-    for what, (folder, files) in grading_inputs(assignment, course).items():
-        digest.update(what.encode() + b"\0")   # paths relative: a moved course keeps its grades
-        _hash_files(digest, folder, files)
-    digest.update(json.dumps(grading_settings()).encode())
-    return digest.hexdigest()
-
-
-def submission_fingerprint(folder: Path, grading: str) -> str:
-    """The grading's fingerprint and the submission's files. Read like grading reads them
-    (``submitted_files``): a link, a hard link or a special file counts by its name and kind,
-    never by what it points to; a linked submission folder by where it points."""
-    digest = hashlib.sha256(grading.encode())
-    if submitted_files.root_refusal(folder):
-        try:
-            digest.update(b"refused\0" + os.fsencode(os.readlink(folder)))
-        except OSError:
-            digest.update(b"refused\0")
-        return digest.hexdigest()
-    entries, _ = submitted_files.walk(folder, skip=lambda name: name.startswith("."))
-    for entry in entries:
-        if any(part.startswith(".") for part in entry.rel.parts) or entry.kind == "folder":
-            continue   # hidden folders are never read
-        digest.update(os.fsencode(str(entry.rel)) + b"\0" + entry.kind.encode() + b"\0")
-        if entry.kind != "file":
-            continue
-        try:
-            with submitted_files.open_regular(folder, entry.rel) as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-        except (OSError, submitted_files.Refused) as exc:   # changed since it was listed
-            digest.update(type(exc).__name__.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-# --- how many workers ---------------------------------------------------------------------
-
-def _cgroup_dir() -> Path | None:
-    """This process's cgroup v2 folder (a container's or a systemd slice's limits live there)."""
-    try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            if line.startswith("0::"):
-                return Path("/sys/fs/cgroup") / line[3:].lstrip("/")
-    except OSError:
-        pass
-    return None
-
-
-def _cgroup_value(name: str) -> list[str] | None:
-    folder = _cgroup_dir()
-    try:
-        return (folder / name).read_text().split() if folder else None
-    except OSError:
-        return None
-
-
-@dataclass(frozen=True)
-class Capacity:
-    """What this machine (or container) has for grading: cores and available memory.
-
-    Read from the OS rather than psutil, which reports neither a container's CPU quota nor its
-    memory limit (cgroup v2 ``cpu.max``, ``memory.max``)."""
-    cores: int
-    available_bytes: int | None   # None: unknown (then only the cores count)
-
-    @classmethod
-    def measure(cls) -> "Capacity":
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cores = os.cpu_count() or 1
-        quota = _cgroup_value("cpu.max")
-        if quota and quota[0] != "max":
-            cores = min(cores, max(1, math.ceil(int(quota[0]) / int(quota[1]))))
-        return cls(cores=cores, available_bytes=cls._available_memory())
-
-    @staticmethod
-    def _available_memory() -> int | None:
-        available = None
-        try:
-            for line in Path("/proc/meminfo").read_text().splitlines():
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-        except (OSError, ValueError):
-            try:
-                available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-            except (AttributeError, ValueError, OSError):
-                available = None
-        limit, used = _cgroup_value("memory.max"), _cgroup_value("memory.current")
-        if limit and used and limit[0] != "max":
-            room = max(0, int(limit[0]) - int(used[0]))
-            available = room if available is None else min(available, room)
-        return available
-
-    def jobs(self) -> int:
-        """As many workers as there are cores and memory for (PER_GRADING_BYTES each), >= 1."""
-        fit = self.cores if self.available_bytes is None else \
-            min(self.cores, self.available_bytes // PER_GRADING_BYTES)
-        return max(1, fit)
-
-    def line(self, jobs: int, asked: bool = False) -> str:
-        """One line saying the choice: '2 workers (2 cores, 20.1 GiB available, ~2 GiB per
-        grading)'."""
-        memory = "memory unknown" if self.available_bytes is None else \
-            f"{self.available_bytes / (1 << 30):.1f} GiB available"
-        why = f"{self.cores} core{'s' * (self.cores != 1)}, {memory}, " \
-              f"~{PER_GRADING_BYTES / (1 << 30):g} GiB per grading"
-        line = f"{jobs} worker{'s' * (jobs != 1)} ({'asked for; ' if asked else ''}{why})"
-        if asked and jobs > self.jobs():
-            line += f"; more than the {self.jobs()} that fit, gradings may run short of memory"
-        return line
-
-
-def default_jobs() -> int:
-    """The worker count ``grade-class`` uses unless told (``Capacity.jobs``)."""
-    return Capacity.measure().jobs()
-
-
-# --- the workers --------------------------------------------------------------------------
+# --- the workers' unit of work --------------------------------------------------------------
 
 def grade_one(folder: str, assignment: str, course: run.Course) -> Results:
     """One student's grading: the unit of work a worker runs. A top-level function of plain
@@ -316,94 +78,6 @@ def grade_one(folder: str, assignment: str, course: run.Course) -> Results:
         _WORKER["grading"] = False
 
 
-# Set in the kit's worker processes: whether this is one, and whether a grading is under way.
-_WORKER = {"started": False, "grading": False}
-LEAVE_SECONDS = 10     # the most a stopped worker spends closing its warm servers
-
-
-def _leave(code: int) -> None:
-    """End this worker at once: its warm servers closed (their processes and inboxes) and then
-    ``os._exit``. Not an interpreter shutdown: multiprocessing's exit handlers join the queue
-    threads that talk to a batch that may be gone, and a worker once hung there for an hour
-    (issue 22). Nothing here takes a lock a signal could have interrupted: it runs after the
-    grading unwound, or in a worker idle between gradings. SIGALRM's default action ends the
-    worker if closing takes longer than ``LEAVE_SECONDS``."""
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    signal.alarm(LEAVE_SECONDS)
-    try:
-        from mnistkit.grading import warm_grader, zygote
-        for pool in (warm_grader._servers, zygote._servers):
-            for servers in list(pool.idle.values()):
-                for server in list(servers):
-                    server.close()
-    finally:
-        os._exit(code)
-
-
-def _die_with_parent(signum: int) -> None:
-    """PR_SET_PDEATHSIG: the kernel sends ``signum`` to this process when its parent dies, so a
-    batch killed outright (SIGKILL, an OOM kill) does not leave its workers running."""
-    import ctypes
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signum, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _worker_started(threads: int = 0) -> None:
-    """Initializer of the kit's own worker processes. They share the terminal's process group,
-    so a Ctrl-C reaches them too: they leave it to the batch (which stops them with SIGTERM,
-    in turn, after cancelling what has not started). SIGTERM raises SystemExit, so a grading in
-    progress kills its grader process group on the way out (``run._run``) instead of leaving it
-    behind. A Python-level handler, not SIG_IGN: an ignored signal would stay ignored in the
-    grader and the sandbox started from here, a handled one is reset by exec."""
-    signal.signal(signal.SIGINT, lambda signum, frame: None)
-    signal.signal(signal.SIGTERM, _exit_on_term)
-    signal.signal(signal.SIGHUP, _exit_on_term)
-    _WORKER["started"] = True
-    _die_with_parent(signal.SIGTERM)
-    # Each worker its share of the cores, in its sandboxes and its grader (unless the course set
-    # MNISTKIT_LIMIT_THREADS): two workers of two threads each on two cores fight over them.
-    if threads > 0:
-        os.environ.setdefault("MNISTKIT_LIMIT_THREADS", str(threads))
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ.setdefault(name, str(threads))
-
-
-def _exit_on_term(signum, frame):
-    """A grading under way unwinds (``grade_one`` then leaves); an idle worker leaves now."""
-    if _WORKER["grading"]:
-        raise SystemExit(128 + signum)
-    _leave(128 + signum)
-
-
-@contextmanager
-def stop_on_signals():
-    """For the commands that run a batch (grade-class, bench): SIGTERM and SIGHUP, the way
-    ``timeout``, a scheduler or a closed terminal stops a command, stop the batch like a Ctrl-C
-    (``KeyboardInterrupt``): workers stopped, scores written, scratch folders removed."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"stopped by signal {signum}")
-    try:
-        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    except ValueError:   # not the main thread: the caller handles signals
-        previous = {}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def spawnable_main() -> None:
-    """multiprocessing's spawn reads ``__main__.__spec__``; an IPython shell in this process (an
-    in-process grading, the kit's tests) leaves a ``__main__`` without one, and starting workers
-    then fails. None is what spawn expects of a main module it need not import."""
-    main = sys.modules.get("__main__")
-    if main is not None and not hasattr(main, "__spec__"):
-        main.__spec__ = None
-
-
 def _process_pool(workers: int) -> cf.ProcessPoolExecutor:
     # "spawn": a fresh interpreter per worker. Not fork (the batch's process may have threads: a
     # forked copy of a held lock deadlocks), and not forkserver: its server is started once per
@@ -414,59 +88,6 @@ def _process_pool(workers: int) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_started,
                                   initargs=(threads,),
                                   mp_context=multiprocessing.get_context("spawn"))
-
-
-class _InThisProcess(cf.Executor):
-    """One grading at a time in this process (``jobs=1``): no worker to start, and no second
-    pre-flight in it; the batch goes through the same writer. ``submit`` grades before it
-    returns; a Ctrl-C raises out of it like out of a wait."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        future = cf.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
-
-
-def _stop(executor: cf.Executor, futures, owned: bool) -> None:
-    """Cancel every grading not started; when the pool is ours, end the running ones too and make
-    sure no worker (and so no grader, no sandbox: they die with their worker's grading) is left."""
-    for future in futures:
-        future.cancel()
-    if not owned or isinstance(executor, _InThisProcess):
-        return
-    # The pool's worker processes: concurrent.futures has no public way to list them.
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    for process in processes:
-        if process.is_alive():
-            try:
-                os.kill(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    executor.shutdown(wait=False, cancel_futures=True)
-    deadline = time.monotonic() + STOP_SECONDS
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-    executor.shutdown(wait=True, cancel_futures=True)
-
-
-@contextmanager
-def _no_interrupt():
-    """Another Ctrl-C while the batch stops would leave workers behind: hold it until done."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:   # not the main thread: nothing to hold
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
 
 # --- the batch ----------------------------------------------------------------------------
@@ -516,15 +137,6 @@ def students(submitted: Path, assignment: str) -> list[tuple[str, Path | None]]:
     return found
 
 
-def is_current(out: Path, fingerprint: str) -> bool:
-    try:
-        recorded = json.loads((out / FINGERPRINT_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return (recorded.get("fingerprint") == fingerprint and (out / RESULTS_FILE).is_file()
-            and recorded.get("status", GRADED) == GRADED)
-
-
 def duration(seconds: float) -> str:
     """'25s', '1m10s', '1h02m': short enough for a progress line."""
     seconds = max(0, int(round(seconds)))
@@ -561,33 +173,6 @@ class _Progress:
                     max(1, min(self.workers, self.left_to_grade))
             line += f" · about {duration(per_student * self.left_to_grade)} left"
         return line
-
-
-def _record(target: Path, student: str, fingerprint: str, graded: Results,
-            recorder: Recorder) -> None:
-    write_atomically(target / RESULTS_FILE, json.dumps(graded.to_gradescope(), indent=2) + "\n")
-    write_atomically(target / SUMMARY_FILE, graded.summary() + "\n")
-    recorder.record(student, graded)
-    write_atomically(target / FINGERPRINT_FILE, json.dumps(
-        {"fingerprint": fingerprint, "assignment": graded.assignment, "student": student,
-         "status": GRADED, "scores": graded.scores(), "problems": graded.problems,
-         "warnings": graded.warnings,
-         # how each notebook's sandbox ran (warm or cold, restarts, peak memory): for instructors
-         "sandboxes": {r.get("notebook_name") or "": r.get("sandbox", {})
-                       for r in graded.notebooks}}, indent=2) + "\n")
-
-
-def _record_not_graded(target: Path, student: str, assignment: str, fingerprint: str,
-                       reason: str, details: str) -> None:
-    """A student the batch could not grade: graded.json says so (with the traceback, for the
-    instructor) and holds no scores; results.json from an earlier grading goes, since it no
-    longer describes this submission. Not handed to the recorder: nothing to record."""
-    (target / RESULTS_FILE).unlink(missing_ok=True)
-    write_atomically(target / SUMMARY_FILE, f"not graded: {reason}\n")
-    write_atomically(target / FINGERPRINT_FILE, json.dumps(
-        {"fingerprint": fingerprint, "assignment": assignment, "student": student,
-         "status": NOT_GRADED, "reason": reason, "scores": {}, "details": details[-20000:]},
-        indent=2) + "\n")
 
 
 def _why(exc: BaseException) -> tuple[str, str]:
@@ -793,25 +378,6 @@ def grade_class(submitted: Path, assignment: str, out: Path, *, course: run.Cour
     return result
 
 
-class _WorkersScratch:
-    """The workers' TMPDIR: one folder of this batch's (workers are spawned with the environment
-    of the moment), removed whole once they are stopped. A worker stopped at the wrong instant,
-    inside a clean-up, or killed after ``STOP_SECONDS``, can leave a grading's scratch folder
-    behind; here it goes with the rest."""
-
-    def __init__(self):
-        self.before = os.environ.get("TMPDIR")
-        self.path = tempfile.mkdtemp(prefix="mnistkit-batch-")
-        os.environ["TMPDIR"] = self.path
-
-    def remove(self) -> None:
-        if self.before is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = self.before
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
 def _restart_pool(executor: cf.Executor, window: int) -> cf.Executor:
     """A new worker pool in place of one that broke; the gradings it was running are lost
     (their futures fail too and come back through the batch's loop, which grades them again)."""
@@ -819,35 +385,3 @@ def _restart_pool(executor: cf.Executor, window: int) -> cf.Executor:
         return executor
     _stop(executor, [], owned=True)
     return _process_pool(window)
-
-
-def write_scores_csv(out: Path, assignment: str, course: run.Course) -> Path | None:
-    """One row per student recorded: each auto-graded exercise's score, the total and the
-    ``status`` ("graded", or "not graded: <reason>" with no scores and no total, so that no
-    sum or mean over the column counts a student who was not graded as a zero)."""
-    if not out.is_dir():
-        return None
-    ids = [ex.id for ex in catalog.load(course.source)
-           if ex.assignment == assignment and ex.kind == "auto"]
-    rows = []
-    for record in sorted(out.glob(f"*/{FINGERPRINT_FILE}")):
-        try:
-            data = json.loads(record.read_text())
-        except (OSError, ValueError):
-            continue
-        if data.get("assignment") != assignment:
-            continue
-        if data.get("status", GRADED) != GRADED:
-            rows.append([data["student"]] + [""] * len(ids)
-                        + ["", f"{NOT_GRADED}: {clean_line(data.get('reason', ''), REASON_CHARS)}"])
-            continue
-        scores = data.get("scores", {})
-        rows.append([data["student"]] + [scores.get(i, "") for i in ids]
-                    + [round(sum(scores.get(i) or 0 for i in ids), 4), GRADED])
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["student"] + ids + ["total", "status"])
-    writer.writerows(rows)
-    path = out / SCORES_FILE
-    write_atomically(path, buffer.getvalue())
-    return path

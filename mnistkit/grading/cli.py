@@ -20,7 +20,7 @@ from mnistkit.grading.results import clean_block, clean_line
 
 
 def grade(args) -> int:
-    from mnistkit.cli import KitError
+    from mnistkit.errors import KitError
 
     course = run.Course.default()
     submission = Path(args.submission)
@@ -64,7 +64,7 @@ def grade_class(args) -> int:
     SIGHUP with every student graded so far saved and nothing of the kit left running. Exit 1
     after the whole class when some student could not be graded (batch.py: listed at the end,
     "not graded" in scores.csv, never a zero)."""
-    from mnistkit.cli import KitError
+    from mnistkit.errors import KitError
     from mnistkit.grading import batch
 
     course = run.Course.default()
@@ -119,7 +119,7 @@ def say_warm_start(say) -> bool:
 def gradebook_course(submitted: Path, chosen: str | None, off: bool) -> Path | None:
     """The nbgrader course to record into: the one named, else the folder that holds SUBMITTED
     when it is an nbgrader course (nbgrader_config.py there), else none."""
-    from mnistkit.cli import UsageError
+    from mnistkit.errors import UsageError
     if off:
         return None
     if chosen:

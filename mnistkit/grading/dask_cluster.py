@@ -13,7 +13,7 @@ Before anyone is graded, every worker is asked (one small task on each) whether 
 this assignment and whether it would grade it *the same way* as this machine: the pre-flight
 (``run.check_can_grade``: bubblewrap, MNIST, the sandbox's limits) passes there, and the hidden
 tests, references, source and release notebooks, grading engine, scoring settings
-(``batch.grading_settings``: limits, seed, kit version) and the versions of the packages that
+(``fingerprints.grading_settings``: limits, seed, kit version) and the versions of the packages that
 compute an answer are those of this machine. Any worker that differs refuses the whole run,
 with one line saying which worker and what differs: otherwise a score would depend on which
 worker happened to grade it. Each task checks again on the worker that runs it, so a worker
@@ -29,8 +29,8 @@ same student submitted again is graded again, never served from memory) and no `
 exception from a grading is deterministic (the machine cannot grade), running it again would
 only repeat it.
 
-GPU. Assignments that train a model (``TRAINS_A_MODEL``, or ``MNISTKIT_GPU_ASSIGNMENTS``, a
-comma-separated list, "" for none) ask for ``resources={"GPU": 1}`` when some worker declares a
+GPU. Assignments that train a model (the ``gpu_assignments`` setting: a4_further_research by
+default, or ``MNISTKIT_GPU_ASSIGNMENTS``, a comma-separated list, "" for none) ask for ``resources={"GPU": 1}`` when some worker declares a
 GPU resource (``dask worker ... --resources GPU=1``): only those workers run them, one at a time
 each. Every other assignment is restricted to the workers without a GPU resource while there
 are some, so the GPU workers stay free (a strict restriction: Dask's work stealing ignores a
@@ -40,17 +40,8 @@ handed out). The verdicts are the same wherever a grading runs: the
 identity check above holds for GPU and CPU workers alike, and the hidden tests' verdicts do not
 depend on the device.
 
-Student files travel with the task. A worker need not share a filesystem with this machine
-(a Gateway or Kubernetes pod never does), so the submission folder is sent as its bytes
-(``Shipped``) and unpacked into a temporary folder on the worker, which ``grade_one`` then
-grades like a local folder; the worker grades with its own copy of the course (the kit
-installed there, or its ``MNISTKIT_COURSE_ROOT``), which the identity check has compared with
-ours. What is sent is what local grading reads: every file not under a hidden folder, read
-like ``submission`` reads it (``submitted_files``: never through a link), at most ``SHIP_BYTES``
-in all, notebooks first; a notebook too big to grade (``submission.MAX_BYTES``) travels as its
-size only, and a notebook that is a link, a hard link or a special file (or a submission folder
-that is a link) as what it is, so the worker refuses it with the same reason. A file this
-machine cannot read is not sent.
+Student files travel with the task, as bytes (``dask_shipped.Shipped``: what is sent and how),
+since a worker need not share a filesystem with this machine.
 """
 from __future__ import annotations
 
@@ -62,17 +53,16 @@ import re
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
 from mnistkit.grading import run
+from mnistkit.grading.dask_shipped import SHIP_BYTES, Shipped  # noqa: F401
 from mnistkit.grading.results import clean_line
+from mnistkit.settings import SettingsError, settings
 
 GPU = "GPU"                                   # the resource name workers declare
 GPU_ENV = "MNISTKIT_GPU_ASSIGNMENTS"
-TRAINS_A_MODEL = ("a4_further_research",)     # assignments whose grading trains a model
-SHIP_BYTES = 256 << 20                        # one submission folder, sent with its task
 CHECK_SECONDS = 600.0                         # the first pre-flight on a worker verifies MNIST
 CONNECT_SECONDS = 30.0
 # Packages whose version can change a computed answer (and so a verdict) on a worker.
@@ -80,10 +70,12 @@ _PACKAGES = ("torch", "numpy", "fastai", "pytest", "nbformat")
 
 
 def gpu_assignments() -> set[str]:
-    raw = os.environ.get(GPU_ENV)
-    if raw is None:
-        return set(TRAINS_A_MODEL)
-    return {name.strip() for name in raw.split(",") if name.strip()}
+    """The course's ``gpu_assignments`` setting (``MNISTKIT_GPU_ASSIGNMENTS``): the assignments
+    whose gradings train a model."""
+    try:
+        return set(settings().gpu_assignments)
+    except SettingsError as exc:
+        raise run.GradingUnavailable(str(exc)) from None
 
 
 def uses_gpu(assignment: str) -> bool:
@@ -91,104 +83,18 @@ def uses_gpu(assignment: str) -> bool:
     return assignment in gpu_assignments()
 
 
-# --- the submission folder, as bytes --------------------------------------------------------
-
-@dataclass(frozen=True)
-class Shipped:
-    """A submission folder as plain data: relative POSIX path -> bytes, the notebooks too big
-    to grade as path -> size, and the notebooks that are not files of the submission (links,
-    hard links, special files) as path -> what they are; ``root`` is "link" when the folder
-    itself is one (see the module docstring for what is sent and why)."""
-    name: str
-    files: dict[str, bytes] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
-    refused: dict[str, str] = field(default_factory=dict)
-    root: str = "folder"
-
-    @classmethod
-    def pack(cls, folder: Path, limit: int = SHIP_BYTES) -> "Shipped":
-        from mnistkit.grading import submission, submitted_files
-        folder = Path(folder)
-        if submitted_files.root_refusal(folder):
-            return cls(name=folder.name, root="link")
-        entries, _ = submitted_files.walk(folder, skip=lambda name: name.startswith("."))
-        found, refused = [], {}
-        for entry in entries:
-            if any(part.startswith(".") for part in entry.rel.parts) or entry.kind == "folder":
-                continue   # hidden folders are never read (.ipynb_checkpoints, .git)
-            notebook = entry.rel.suffix.lower() == ".ipynb"
-            if entry.kind != "file":
-                if notebook:   # never read: the worker refuses it with the same reason
-                    refused[entry.rel.as_posix()] = entry.kind
-                continue
-            found.append((not notebook, entry.rel.as_posix(), entry))
-        files, sizes, left = {}, {}, limit
-        for _, rel, entry in sorted(found):
-            try:
-                if rel.lower().endswith(".ipynb") and entry.size > submission.MAX_BYTES:
-                    sizes[rel] = entry.size
-                    continue
-                if entry.size > left:
-                    continue
-                data, _ = submitted_files.read_regular(folder, entry.rel, left)
-            except (OSError, submitted_files.Refused):
-                continue
-            files[rel] = data
-            left -= len(data)
-        return cls(name=folder.name, files=files, sizes=sizes, refused=refused)
-
-    def unpack(self, dest: Path) -> Path:
-        """The folder rebuilt under ``dest``; returns its path. What was refused comes back as
-        the same kind of thing, pointing nowhere: a link to a name that does not exist, a file
-        with a second (hidden) name, a fifo for any other special file."""
-        root = Path(dest) / _safe_name(self.name)
-        if self.root == "link":
-            root.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(".refused", root)
-            return root
-        root.mkdir(parents=True)
-        for rel, data in self.files.items():
-            _inside(root, rel).write_bytes(data)
-        for rel, size in self.sizes.items():
-            with open(_inside(root, rel), "wb") as fh:
-                fh.truncate(size)   # sparse: only its size is read, to refuse it
-        for rel, what in self.refused.items():
-            target = _inside(root, rel)
-            if what == "link":
-                os.symlink(".refused", target)
-            elif what == "hard link":
-                target.write_bytes(b"")
-                os.link(target, target.with_name(f".{target.name}.second-name"))
-            else:
-                os.mkfifo(target)
-        return root
-
-
-def _safe_name(name: str) -> str:
-    return name if name not in ("", ".", "..") and "/" not in name else "submission"
-
-
-def _inside(root: Path, rel: str) -> Path:
-    parts = PurePosixPath(rel).parts
-    if not parts or PurePosixPath(rel).is_absolute() or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"not a relative path: {rel!r}")
-    target = root.joinpath(*parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
-
-
 # --- does a worker grade like this machine? -------------------------------------------------
 
 def identity(assignment: str, course: run.Course) -> dict:
     """What decides a verdict here, as digests a worker's can be compared with: every group of
-    ``batch.grading_inputs`` (paths relative to their folder: the kit may be installed elsewhere
+    ``fingerprints.grading_inputs`` (paths relative to their folder: the kit may be installed elsewhere
     on a worker), the scoring settings, Python's and the packages' versions. Per group rather
-    than ``batch.grading_fingerprint``'s one hash, so a refusal can say what differs."""
-    from mnistkit.grading import batch
+    than ``fingerprints.grading_fingerprint``'s one hash, so a refusal can say what differs."""
+    from mnistkit.grading import fingerprints
     digests = {}
-    for what, (folder, files) in batch.grading_inputs(assignment, course).items():
+    for what, (folder, files) in fingerprints.grading_inputs(assignment, course).items():
         digest = hashlib.sha256()
-        batch._hash_files(digest, folder, files)   # relative paths and contents, like resume's
+        fingerprints._hash_files(digest, folder, files)   # relative paths and contents
         digests[what] = digest.hexdigest()
     versions = {"python": "%d.%d" % sys.version_info[:2]}
     for name in _PACKAGES:
@@ -196,7 +102,8 @@ def identity(assignment: str, course: run.Course) -> dict:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    return {"inputs": digests, "settings": batch.grading_settings(), "versions": versions}
+    return {"inputs": digests, "settings": fingerprints.grading_settings(),
+            "versions": versions}
 
 
 def differences(mine: dict, theirs: dict) -> list[str]:

@@ -117,8 +117,8 @@ class GradeWithHiddenTests(NbGraderPreprocessor):
     autograder_directory = Unicode(
         "autograder", help="the hidden tests' folder, relative to the course root").tag(config=True)
     timeout = Float(None, allow_none=True,
-                    help="seconds for one notebook's grading run (default: "
-                         "MNISTKIT_GRADE_TIMEOUT or 1800)").tag(config=True)
+                    help="seconds for one notebook's grading run (default: the course's "
+                         "grade_timeout setting, MNISTKIT_GRADE_TIMEOUT, 1800)").tag(config=True)
     reports = Dict(
         help="student id -> {notebook name -> grade report from run.grade_notebook}: reports "
              "already computed (by `mnistkit grade-class`); a notebook found here is not graded "

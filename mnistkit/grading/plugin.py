@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,10 @@ import pytest
 from mnistkit.grading.expect import Mismatch
 from mnistkit.grading.results import clean_line
 from mnistkit.grading.student import SubmissionProblem
+from mnistkit.settings import DEFAULT_SEED, settings
 
-# Instructors may change this per course to get fresh hidden inputs; same seed, same grade.
-DEFAULT_SEED = "mnistkit-hidden-inputs-v1"
+# A course changes the seed (``grading_seed``: course.json or MNISTKIT_GRADING_SEED) to get
+# fresh hidden inputs; same seed, same grade.
 
 
 def pytest_addoption(parser):
@@ -35,7 +35,7 @@ def pytest_addoption(parser):
     group.addoption("--grade-report", help="write per-exercise scores here (JSON)")
     group.addoption("--in-process", action="store_true",
                     help="run the notebook in this process, unsandboxed: trusted notebooks only")
-    group.addoption("--grading-seed", default=os.environ.get("MNISTKIT_GRADING_SEED", DEFAULT_SEED))
+    group.addoption("--grading-seed", default=settings().grading_seed)
     group.addoption("--assignment", default=None,
                     help="the assignment graded (default: NAME of the test_NAME.py module run)")
     group.addoption("--notebook-name", default=None,
@@ -77,8 +77,7 @@ def student(request):
         handle = InProcessStudent(Path(notebook))
     else:
         from mnistkit.grading.sandbox import SandboxStudent  # built by the grading engine
-        from mnistkit.grading.sandbox import Limits
-        handle = SandboxStudent(Path(notebook), limits=Limits.from_env())
+        handle = SandboxStudent(Path(notebook), limits=settings().limits)
     request.config._mnistkit_student = handle
     yield handle
     handle.close()

@@ -46,7 +46,7 @@ from collections import Counter
 from pathlib import Path
 
 from mnistkit.grading.left_out import ran_as_designed
-from mnistkit.grading.run import Course, GradingUnavailable, unsafe_in_process
+from mnistkit.grading.course_files import Course, GradingUnavailable, unsafe_in_process
 
 URL_DATASETS = {"MNIST_SAMPLE": "mnist_sample", "MNIST": "mnist_png"}   # URLs.X -> folder
 _URL = re.compile(r"\bURLs\.(MNIST_SAMPLE|MNIST)\b")
@@ -312,10 +312,10 @@ def _compare(got, limits, names, uid) -> None:
 
 def check(assignment: str, course: Course, in_process: bool | None = None) -> None:
     """Raise NotReady when this machine cannot grade ``assignment`` fairly (cached per process)."""
-    from mnistkit.grading.sandbox import Limits
+    from mnistkit.settings import settings
     sandboxed = not unsafe_in_process(in_process)
     names, npz = needs(assignment, course)
-    limits = Limits.from_env() if sandboxed else None
+    limits = settings().limits if sandboxed else None   # those the plugin's sandboxes get
     key = (names, npz, sandboxed, limits, os.environ.get("FASTAI_HOME"), os.environ.get("HOME"))
     if key not in _verdicts:
         try:

@@ -14,7 +14,6 @@ grader process instead: for the kit's own tests and trusted notebooks only.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,71 +22,35 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from mnistkit import catalog
 from mnistkit.cell_places import place_of
 from mnistkit.grading import submission
+# Course, GradingUnavailable and unsafe_in_process live below this driver (preflight needs them
+# too); importers keep using them as run.Course, run.GradingUnavailable, run.unsafe_in_process.
+from mnistkit.grading.course_files import (COURSE_ENV, IN_PROCESS_ENV,  # noqa: F401
+                                           Course, GradingUnavailable, unsafe_in_process)
 from mnistkit.grading.left_out import ran_as_designed
 from mnistkit.grading.results import (FEEDBACK_CHARS, FEEDBACK_LINES, NOTE_LINES, Results,
                                       cap_lines, check_lines, clean_line)
-from mnistkit.paths import AUTOGRADER, RELEASE, ROOT, SOURCE
+from mnistkit.paths import ROOT
+from mnistkit.settings import Settings, SettingsError, settings
 
-IN_PROCESS_ENV = "MNISTKIT_UNSAFE_IN_PROCESS"
-COURSE_ENV = "MNISTKIT_COURSE_ROOT"     # a folder with source/, release/, autograder/
+# Settings read through mnistkit.settings (defaults there); their variables name them in messages.
 TIMEOUT_ENV = "MNISTKIT_GRADE_TIMEOUT"  # seconds for one notebook's whole grading run
-DEFAULT_TIMEOUT = 1800.0
 # The grader process's own memory (RLIMIT_DATA: heap and private writable mappings; torch's CUDA
 # build reserves ~3 GB of address space it never uses, so RLIMIT_AS would measure the wrong
-# thing). Named like the sandbox's limits (mnistkit.grading.sandbox.Limits); 0 = no limit.
+# thing). Named like the sandbox's limits (mnistkit.settings.Limits); 0 = no limit.
 GRADER_MEMORY_ENV = "MNISTKIT_LIMIT_GRADER_MEMORY_BYTES"
-DEFAULT_GRADER_MEMORY = 6 << 30
 GRADER_TROUBLE = "the grader could not finish grading this notebook; tell your instructor"
-
-
-class GradingUnavailable(Exception):
-    """Grading cannot run at all (kit or machine problem); ``str(exc)`` is one line."""
-
-
-@dataclass(frozen=True)
-class Course:
-    """Where a course's folders are. The kit's own by default; ``MNISTKIT_COURSE_ROOT`` (or
-    ``Course.at(root)``) points at another course laid out the same way (tests use a toy one)."""
-    source: Path = SOURCE
-    release: Path = RELEASE
-    autograder: Path = AUTOGRADER
-
-    @classmethod
-    def at(cls, root: Path) -> "Course":
-        root = Path(root).absolute()
-        return cls(root / "source", root / "release", root / "autograder")
-
-    @classmethod
-    def default(cls) -> "Course":
-        root = os.environ.get(COURSE_ENV)
-        return cls.at(Path(root)) if root else cls()
-
-    def assignments(self) -> list[str]:
-        return catalog.assignments(self.source) if self.source.is_dir() else []
-
-    def notebooks(self, assignment: str) -> list[str]:
-        return sorted(p.stem for p in (self.source / assignment).glob("*.ipynb"))
-
-    def module(self, assignment: str) -> Path:
-        return self.autograder / f"test_{assignment}.py"
-
-
-def unsafe_in_process(in_process: bool | None = None) -> bool:
-    if in_process is not None:
-        return in_process
-    return os.environ.get(IN_PROCESS_ENV, "") not in ("", "0")
 
 
 def check_can_grade(assignment: str, course: Course, in_process: bool | None = None) -> None:
     """Raise ``GradingUnavailable`` when this assignment cannot be graded on this machine, or
     not fairly in this account (``preflight.NotReady``: data, sandbox, limits)."""
+    _settings()   # every MNISTKIT_* variable and course.json key parses, or nobody is graded
     known = course.assignments()
     if assignment not in known:
         raise GradingUnavailable(f"no assignment named {assignment!r}; known: "
@@ -96,9 +59,6 @@ def check_can_grade(assignment: str, course: Course, in_process: bool | None = N
         raise GradingUnavailable(f"the hidden tests for {assignment} are missing: "
                                  f"{course.module(assignment)} does not exist")
     if not unsafe_in_process(in_process):
-        if importlib.util.find_spec("mnistkit.grading.sandbox") is None:
-            raise GradingUnavailable("the sandbox (mnistkit.grading.sandbox) is not installed; "
-                                     "student code is never run without it")
         if shutil.which("bwrap") is None:
             raise GradingUnavailable("bubblewrap (`bwrap`) is not installed; it isolates student "
                                      "code (run scripts/install-system-packages.sh)")
@@ -107,15 +67,17 @@ def check_can_grade(assignment: str, course: Course, in_process: bool | None = N
     preflight.check(assignment, course, in_process)
 
 
+def _settings() -> Settings:
+    """The course's settings; one that does not parse means grading cannot run (one line)."""
+    try:
+        return settings()
+    except SettingsError as exc:
+        raise GradingUnavailable(str(exc)) from None
+
+
 def grader_memory() -> int:
     """Bytes of memory one grader process may use (see GRADER_MEMORY_ENV)."""
-    raw = os.environ.get(GRADER_MEMORY_ENV)
-    if raw is None:
-        return DEFAULT_GRADER_MEMORY
-    try:
-        return int(float(raw))
-    except ValueError:
-        raise GradingUnavailable(f"{GRADER_MEMORY_ENV}={raw!r} is not a number") from None
+    return _settings().grader_memory_bytes
 
 
 def _limit_memory(limit: int) -> Callable[[], None]:
@@ -139,7 +101,7 @@ def _limit_memory(limit: int) -> Callable[[], None]:
 def _timeout(timeout: float | None) -> float:
     if timeout is not None:
         return timeout
-    return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+    return _settings().grade_timeout
 
 
 # --- reports -----------------------------------------------------------------------------
@@ -264,7 +226,7 @@ def _warm_start(course: Course):
     """A fork server (mnistkit.grading.zygote) for this notebook's sandboxes, importing what the
     course's release notebooks import; kept by this process for the next notebook."""
     from mnistkit.grading import sandbox, zygote
-    limits = sandbox.Limits.from_env()
+    limits = _settings().limits          # the limits the plugin's sandboxes get
     return zygote.lease(limits, sandbox._default_data_dir(None),
                         zygote.release_imports(course.release))
 

@@ -4,12 +4,14 @@ The trust rule says nothing derived from ``solutions/`` crosses into the sandbox
 ``tests/test_grade_assignments.py::test_no_reference_code_crosses_the_wire`` proves it: with
 ``MNISTKIT_WIRE_AUDIT=FILE`` set, every request (cells, calls, probe code and its inputs) is
 appended to FILE as one JSON line of the strings it carries, and the test looks there for
-lines of the reference solutions. Off (and free) unless the variable is set.
+lines of the reference solutions. Off unless the setting is (``mnistkit.settings``:
+``wire_audit``).
 """
 from __future__ import annotations
 
 import json
-import os
+
+from mnistkit.settings import settings
 
 VARIABLE = "MNISTKIT_WIRE_AUDIT"
 
@@ -30,7 +32,7 @@ def strings_in(value, found: list[str] | None = None) -> list[str]:
 
 
 def record(request: dict) -> None:
-    path = os.environ.get(VARIABLE)
+    path = settings().wire_audit
     if not path:
         return
     with open(path, "a", encoding="utf-8") as log:
