@@ -27,15 +27,16 @@ import pytest
 import torch
 
 from mnistkit.data import shipped_mnist
-from mnistkit.grading import isolation, source_checks
+from mnistkit.grading import call_probes, chapter_data, folder_probes, isolation, source_checks
 from mnistkit.grading.expect import check, expect_close, expect_dtype, expect_number, expect_shape
+from mnistkit.grading.seeded import rand as images   # random float32 images in 0..1
 from solutions import a1_pixel_similarity as ref
 
 ex = pytest.mark.exercise
+
 # Exercises whose code the grader reads (their technique): before each of their checks, the
 # code it read is defined again in the student's namespace (plugin.rebind_read_code).
 CODE_READ = {"odd_doubled", "mnist_distance"}
-
 
 # --- shared helpers ----------------------------------------------------------------------------
 
@@ -44,12 +45,7 @@ mnist = shipped_mnist
 
 @functools.lru_cache(maxsize=None)
 def chapter():
-    return ref.chapter_data(shipped_mnist())
-
-
-def images(rng, *shape) -> torch.Tensor:
-    """Random float32 images in 0..1."""
-    return torch.from_numpy(rng.random(shape, dtype=np.float32))
+    return chapter_data.chapter_data(shipped_mnist())
 
 
 def pick(rng, t: torch.Tensor, n: int) -> torch.Tensor:
@@ -58,12 +54,6 @@ def pick(rng, t: torch.Tensor, n: int) -> torch.Tensor:
 
 
 # --- count_images (questionnaire 2) -----------------------------------------------------------
-
-COUNT_PROBE_FOLDER = """
-from fastai.data.external import untar_data, URLs
-result = count_images(untar_data(getattr(URLs, _dataset)) / _split)
-"""
-
 
 def expect_counts(got, want: dict, what: str):
     """A dict with the folders' names as keys and whole numbers of files as values (a count
@@ -82,8 +72,8 @@ def expect_counts(got, want: dict, what: str):
 
 @ex("count_images")
 def test_count_images_sample_validation_folder(student):
-    got = isolation.probe(student, "count_images", COUNT_PROBE_FOLDER, _dataset="MNIST_SAMPLE",
-                          _split="valid")
+    got = isolation.probe(student, "count_images", folder_probes.count_dataset_folder,
+                          dataset="MNIST_SAMPLE", split="valid")
     labels = mnist().test_labels
     expect_counts(got, {str(d): int((labels == d).sum()) for d in (3, 7)},
                   "count_images(path/'valid') on MNIST_SAMPLE")
@@ -91,20 +81,10 @@ def test_count_images_sample_validation_folder(student):
 
 # The full MNIST is not what graded code sees (the sandbox mounts a stand-in without the test
 # labels), so the ten-label checks count a folder tree the grader makes up, in the same layout.
-COUNT_PROBE_TREE = """
-import pathlib, tempfile
-_root = pathlib.Path(tempfile.mkdtemp())
-for _label, _n in zip(_labels, _counts):
-    (_root / _label).mkdir()
-    for _i in range(_n):
-        (_root / _label / f"{_i * 7919 % 100003}.png").write_bytes(b"")
-result = count_images(_root)
-"""
-
-
 def expect_tree_counts(student, rng, labels, what):
     counts = [int(c) for c in rng.integers(1, 40, len(labels))]
-    got = isolation.probe(student, "count_images", COUNT_PROBE_TREE, _labels=labels, _counts=counts)
+    got = isolation.probe(student, "count_images", folder_probes.count_made_up_tree, labels=labels,
+                          counts=counts)
     expect_counts(got, dict(zip(labels, counts)), what)
 
 
@@ -261,9 +241,7 @@ def test_rank_from_shape_scalar(student):
 @ex("rank_from_shape")
 def test_rank_from_shape_of_a_real_tensor(student, rng):
     shape = [int(s) for s in rng.integers(1, 6, size=int(rng.integers(1, 6)))]
-    got = isolation.probe(student, "rank_from_shape",
-                          "import torch\nresult = rank_from_shape(torch.zeros(*_shape).shape)",
-                          _shape=shape)
+    got = isolation.probe(student, "rank_from_shape", call_probes.rank_of_a_tensor_shape, shape=shape)
     expect_rank(got, len(shape), "a torch.Size (a tensor's .shape)")
 
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from mnistkit.grading import isolation, source_checks
+from mnistkit.grading import call_probes, isolation, source_checks, stand_ins
 from mnistkit.grading.expect import (Mismatch, as_tensor, check, expect_close, expect_kind,
                                      expect_true_false)
+from mnistkit.grading.seeded import uniform as rand
 from solutions import a2_gradient_descent as ref
 
 ex = pytest.mark.exercise
@@ -42,40 +42,11 @@ ex = pytest.mark.exercise
 CODE_READ = {"mnist_loss"}
 
 # --------------------------------------------------------------------------------------------
-# Stand-ins (kit code: it travels into the sandbox, so it holds nothing of solutions/, not even
-# a line that looks like one: the wire audit looks for the reference's lines)
-GRADIENT = isolation.Neutral("gradient_at", '''
-import torch
-
-
-def gradient_at(f, x):
-    """The grader's stand-in while it checks another exercise: forward differences with a
-    coarse step of 1/8 (no autograd, and not exact: not an answer to gradient_at)."""
-    start = torch.as_tensor(x).detach().to(torch.float32)
-    here = f(start).detach()
-    slopes = torch.zeros(start.numel())
-    for i in range(start.numel()):
-        moved = start.clone().reshape(-1)
-        moved[i] = moved[i] + 0.125
-        slopes[i] = (f(moved.reshape(start.shape)).detach() - here) / 0.125
-    return slopes.reshape(start.shape)
-''')
-
-STEP = isolation.Neutral("sgd_step", '''
-def sgd_step(
-        params, grads, lr):
-    """The grader's stand-in while it checks another exercise: three quarters of a step
-    (not an answer to sgd_step)."""
-    return [q - 0.75 * lr * d for q, d in zip(params, grads)]
-''')
-
-LOSS = isolation.Neutral("mnist_loss", '''
-def mnist_loss(
-        inputs, targets):
-    """The grader's stand-in while it checks another exercise: the mean fourth power of the
-    distance from the targets (a different loss, not an answer to mnist_loss)."""
-    return ((inputs - targets) ** 4).mean()
-''')
+# Stand-ins: the grader's own functions (mnistkit.grading.stand_ins), not an answer to any
+# exercise, sent as source under the dependency's name.
+GRADIENT = isolation.Neutral.of("gradient_at", stand_ins.kit_gradient_at)
+STEP = isolation.Neutral.of("sgd_step", stand_ins.kit_sgd_step)
+LOSS = isolation.Neutral.of("mnist_loss", stand_ins.kit_fourth_power_loss)
 
 
 def expect_close_any(value, alternatives, what: str, on: str = "", **kwargs):
@@ -88,10 +59,6 @@ def expect_close_any(value, alternatives, what: str, on: str = "", **kwargs):
         except Mismatch as exc:
             first = first or exc
     raise first
-
-
-def rand(rng, *shape, lo=0.0, hi=1.0):
-    return torch.from_numpy(np.asarray(rng.uniform(lo, hi, size=shape), dtype="float32"))
 
 
 def expect_list(value, what: str, on: str = "", length: int | None = None) -> list:
@@ -140,15 +107,8 @@ def test_seven_steps_full_order(student):
 
 # --------------------------------------------------------------------------------------------
 # gradient_at (Q18)
-_GRAD_PROBE = """
-import torch
-f = {f}
-result = gradient_at(f, _x.clone())
-"""
-
-
 def _gradient_check(student, f_src, x, on):
-    got = isolation.probe(student, "gradient_at", _GRAD_PROBE.format(f=f_src), _x=x)
+    got = isolation.probe(student, "gradient_at", call_probes.gradient_of, f_src=f_src, x=x)
     want = ref.gradient_at(eval(f_src, {"torch": torch}), x)
     expect_close(got, want, "gradient_at(f, x)", on=on)
 
@@ -181,17 +141,8 @@ def test_gradient_at_repeatable_and_leaves_x_alone(student, rng):
     non-leaf tensor whose ``.grad`` backward() never fills, which changes the third."""
     n = int(rng.integers(2, 10))
     x = rand(rng, n, lo=-5, hi=5)
-    got = isolation.probe(student, "gradient_at", """
-import torch
-def _kept(v):
-    return v.detach().clone() if isinstance(v, torch.Tensor) else v
-f = lambda t: (t**2 + 3*t).sum()
-x = _x.clone()
-first = _kept(gradient_at(f, x))
-second = _kept(gradient_at(f, x))
-third = _kept(gradient_at(f, x * 2))
-result = [first, second, third]
-""", _x=x)
+    got = isolation.probe(student, "gradient_at", call_probes.gradient_three_times,
+                          helpers=(call_probes.kept_tensor,), x=x)
     first, second, third = expect_list(got, "the probe's answers", length=3)
     f = lambda t: (t ** 2 + 3 * t).sum()  # noqa: E731
     expect_close(first, ref.gradient_at(f, x), "gradient_at(f, x)", on="a first call")
@@ -247,20 +198,9 @@ def test_sgd_step_changes_nothing_in_place(student, rng):
     shape = tuple(int(d) for d in rng.integers(1, 5, size=2))
     twice, g1, g2 = (rand(rng, *shape, lo=-3, hi=3) for _ in range(3))
     lr = float(rng.uniform(0.05, 0.5))
-    got = isolation.probe(student, "sgd_step", """
-import torch
-def _kept(v):
-    if isinstance(v, torch.Tensor):
-        return v.detach().clone()
-    return [_kept(x) for x in v] if isinstance(v, (list, tuple)) else v
-ps = [p.clone() for p in _params]
-gs = [g.clone() for g in _grads]
-first = _kept(sgd_step(ps, gs, _lr))
-second = _kept(sgd_step(ps, gs, _lr))
-w = _twice.clone()
-shared = _kept(sgd_step([w, w], [_g1.clone(), _g2.clone()], _lr))
-result = [first, second, shared]
-""", _params=params, _grads=grads, _twice=twice, _g1=g1, _g2=g2, _lr=lr)
+    got = isolation.probe(student, "sgd_step", call_probes.sgd_step_again_and_shared,
+                          helpers=(call_probes.kept,), params=params, grads=grads, twice=twice,
+                          g1=g1, g2=g2, lr=lr)
     first, second, shared = expect_list(got, "the probe's answers", length=3)
     want = ref.sgd_step(params, grads, lr)
     _expect_params(first, want, "a first call")
@@ -275,13 +215,8 @@ result = [first, second, shared]
 def test_sgd_step_on_parameters_that_require_grad(student, rng):
     params, grads = _params_and_grads(rng, 2)
     lr = float(rng.uniform(0.05, 0.5))
-    got = isolation.probe(student, "sgd_step", """
-import torch
-ps = [p.clone().requires_grad_() for p in _params]
-out = sgd_step(ps, _grads, _lr)
-result = [q.detach() if isinstance(q, torch.Tensor) else q for q in out] \\
-    if isinstance(out, (list, tuple)) else out
-""", _params=params, _grads=grads, _lr=lr)
+    got = isolation.probe(student, "sgd_step", call_probes.sgd_step_on_grad_tracking,
+                          params=params, grads=grads, lr=lr)
     _expect_params(got, ref.sgd_step(params, grads, lr), "parameters that require gradients")
 
 
@@ -406,17 +341,9 @@ def test_train_quadratic_leaves_params_alone(student, rng):
     """Decided from the answers: training the caller's tensor in place makes a second call
     with the same tensor start from the trained values."""
     t, y, init = _toy(rng)
-    got = isolation.probe(student, "train_quadratic", """
-import torch
-def _kept(v):
-    if isinstance(v, torch.Tensor):
-        return v.detach().clone()
-    return [_kept(x) for x in v] if isinstance(v, (list, tuple)) else v
-p = _init.clone()
-first = _kept(train_quadratic(_t, _y, p, 0.05, 3))
-second = _kept(train_quadratic(_t, _y, p, 0.05, 3))
-result = [first, second]
-""", stand_ins=[GRADIENT, STEP], _t=t, _y=y, _init=init)
+    got = isolation.probe(student, "train_quadratic", call_probes.train_quadratic_twice,
+                          helpers=(call_probes.kept,), stand_ins=[GRADIENT, STEP], t=t, y=y,
+                          init=init)
     first, second = expect_list(got, "the probe's answers", length=2)
     wanted = [p for p, _ in _fits(t, y, init, 0.05, 3)]
     expect_close_any(_pair(first, "a first call")[0], wanted, "final_params", on="a first call")
@@ -478,62 +405,6 @@ def test_mnist_loss_no_python_loop(student, rng, notebook):
 
 
 # --------------------------------------------------------------------------------------------
-# sigmoid (Q21)
-def _sigmoid_check(student, x, on):
-    expect_close(isolation.call(student, "sigmoid", x), ref.sigmoid(x), "sigmoid(x)", on=on)
-
-
-@ex("sigmoid")
-def test_sigmoid_random_values(student, rng):
-    n = int(rng.integers(5, 50))
-    _sigmoid_check(student, torch.from_numpy(rng.normal(0, 3, size=n).astype("float32")),
-                   f"{n} random numbers")
-
-
-@ex("sigmoid")
-def test_sigmoid_matrix(student, rng):
-    r, c = (int(v) for v in rng.integers(2, 8, size=2))
-    _sigmoid_check(student, rand(rng, r, c, lo=-6, hi=6), f"a random {r}x{c} matrix")
-
-
-@ex("sigmoid")
-def test_sigmoid_large_inputs(student, rng):
-    x = torch.tensor([-120.0, -100.0, -50.0, 50.0, 100.0, 120.0]) * float(rng.uniform(1, 1.5))
-    _sigmoid_check(student, x, "inputs of large size (like 100 or -100)")
-
-
-# --------------------------------------------------------------------------------------------
-# mnist_loss_sigmoid: may reuse sigmoid and mnist_loss
-def _loss_sigmoid_check(student, x, targets, on):
-    sigmoid = isolation.Answers("sigmoid").add(x, result=ref.sigmoid(x))
-    got = isolation.call(student, "mnist_loss_sigmoid", x, targets, stand_ins=[sigmoid, LOSS])
-    # right answers: mnist_loss's maths written out, or a call of mnist_loss (the stand-in)
-    wanted = [ref.mnist_loss_sigmoid(x, targets), LOSS.rebind(ref.mnist_loss_sigmoid)(x, targets)]
-    expect_close_any(got, wanted, "mnist_loss_sigmoid(inputs, targets)", on=on)
-
-
-@ex("mnist_loss_sigmoid")
-def test_mnist_loss_sigmoid_random_scores(student, rng):
-    n = int(rng.integers(5, 60))
-    _loss_sigmoid_check(student, torch.from_numpy(rng.normal(0, 3, size=n).astype("float32")),
-                        _targets(rng, n), f"{n} random scores (any real numbers) with 0/1 targets")
-
-
-@ex("mnist_loss_sigmoid")
-def test_mnist_loss_sigmoid_column_float_targets(student, rng):
-    n = int(rng.integers(5, 60))
-    _loss_sigmoid_check(student, rand(rng, n, 1, lo=-4, hi=4), _targets(rng, n, 1, floats=True),
-                        f"shape ({n}, 1) with float targets 0.0/1.0")
-
-
-@ex("mnist_loss_sigmoid")
-def test_mnist_loss_sigmoid_large_scores(student, rng):
-    n = int(rng.integers(4, 20))
-    x = torch.from_numpy((rng.choice([-1, 1], size=n) * rng.uniform(20, 90, size=n)).astype("float32"))
-    _loss_sigmoid_check(student, x, _targets(rng, n), "scores of large size (like 50 or -80)")
-
-
-# --------------------------------------------------------------------------------------------
 # accuracy_slope (Q20)
 def _far(rng, n, eps):
     side = rng.choice([-1, 1], size=n)
@@ -592,6 +463,62 @@ def test_accuracy_slope_column_shape(student, rng):
 
 
 # --------------------------------------------------------------------------------------------
+# sigmoid (Q21)
+def _sigmoid_check(student, x, on):
+    expect_close(isolation.call(student, "sigmoid", x), ref.sigmoid(x), "sigmoid(x)", on=on)
+
+
+@ex("sigmoid")
+def test_sigmoid_random_values(student, rng):
+    n = int(rng.integers(5, 50))
+    _sigmoid_check(student, torch.from_numpy(rng.normal(0, 3, size=n).astype("float32")),
+                   f"{n} random numbers")
+
+
+@ex("sigmoid")
+def test_sigmoid_matrix(student, rng):
+    r, c = (int(v) for v in rng.integers(2, 8, size=2))
+    _sigmoid_check(student, rand(rng, r, c, lo=-6, hi=6), f"a random {r}x{c} matrix")
+
+
+@ex("sigmoid")
+def test_sigmoid_large_inputs(student, rng):
+    x = torch.tensor([-120.0, -100.0, -50.0, 50.0, 100.0, 120.0]) * float(rng.uniform(1, 1.5))
+    _sigmoid_check(student, x, "inputs of large size (like 100 or -100)")
+
+
+# --------------------------------------------------------------------------------------------
+# mnist_loss_sigmoid: may reuse sigmoid and mnist_loss
+def _loss_sigmoid_check(student, x, targets, on):
+    sigmoid = isolation.Answers("sigmoid").add(x, result=ref.sigmoid(x))
+    got = isolation.call(student, "mnist_loss_sigmoid", x, targets, stand_ins=[sigmoid, LOSS])
+    # right answers: mnist_loss's maths written out, or a call of mnist_loss (the stand-in)
+    wanted = [ref.mnist_loss_sigmoid(x, targets), LOSS.rebind(ref.mnist_loss_sigmoid)(x, targets)]
+    expect_close_any(got, wanted, "mnist_loss_sigmoid(inputs, targets)", on=on)
+
+
+@ex("mnist_loss_sigmoid")
+def test_mnist_loss_sigmoid_random_scores(student, rng):
+    n = int(rng.integers(5, 60))
+    _loss_sigmoid_check(student, torch.from_numpy(rng.normal(0, 3, size=n).astype("float32")),
+                        _targets(rng, n), f"{n} random scores (any real numbers) with 0/1 targets")
+
+
+@ex("mnist_loss_sigmoid")
+def test_mnist_loss_sigmoid_column_float_targets(student, rng):
+    n = int(rng.integers(5, 60))
+    _loss_sigmoid_check(student, rand(rng, n, 1, lo=-4, hi=4), _targets(rng, n, 1, floats=True),
+                        f"shape ({n}, 1) with float targets 0.0/1.0")
+
+
+@ex("mnist_loss_sigmoid")
+def test_mnist_loss_sigmoid_large_scores(student, rng):
+    n = int(rng.integers(4, 20))
+    x = torch.from_numpy((rng.choice([-1, 1], size=n) * rng.uniform(20, 90, size=n)).astype("float32"))
+    _loss_sigmoid_check(student, x, _targets(rng, n), "scores of large size (like 50 or -80)")
+
+
+# --------------------------------------------------------------------------------------------
 # usable_as_loss (Q16, Q20, Q22)
 def _usable(student):
     return expect_true_false(student.get("usable_as_loss"), ref.usable_as_loss,
@@ -620,20 +547,12 @@ def test_usable_as_loss_smooth_ones_are_losses(student):
 
 # --------------------------------------------------------------------------------------------
 # batches_of (Q13, Q24)
-_BATCH_PROBE = """
-import random
-import torch
-random.seed(_seed)
-torch.manual_seed(_seed)
-coll = {coll}
-result = batches_of(coll, _bs, _shuffle)
-"""
 INTEGERS = torch.zeros(0, dtype=torch.long)   # what DataLoader batches numbers into
 
 
 def _batches(student, coll_src, bs, shuffle, seed):
-    got = isolation.probe(student, "batches_of", _BATCH_PROBE.format(coll=coll_src),
-                          _bs=bs, _shuffle=shuffle, _seed=seed)
+    got = isolation.probe(student, "batches_of", call_probes.batches_of_seeded, coll_src=coll_src,
+                          bs=bs, shuffle=shuffle, seed=seed)
     check(isinstance(got, list), "batches_of should return a list of batches")
     return got
 

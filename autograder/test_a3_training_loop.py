@@ -16,369 +16,49 @@ with the reference computed here, and the notebook's source, read here.
   table of `batch_accuracy`'s results on exactly the scores it will see (``Answers``).
 - Technique (`flatten_images` returns a view, `init_params` a leaf, `linear1` has no Python
   loop, `relu` leaves its input alone, `relu_module` builds a module) is decided from the answer's
-  syntax tree (``mnistkit.grading.source_checks`` and the rules below, stated in the notebook),
+  syntax tree (the rules of ``mnistkit.grading.code_reading``, stated in the notebook),
   never from anything computed inside the sandbox, where the student's code could patch it. Each
   technique check also needs the function to give right results, so a stub earns nothing.
 - The ResNet-18 finale trains nothing here: `image_dls` is checked on a small random image folder
   written in the sandbox, `resnet_learner` on the model it builds for the grader's own
   `DataLoaders` (random class count), filled with the grader's weights on both sides (the
-  reference is ``ref.resnet_model``, torch and torchvision only: no fastai import in the grader),
+  reference is ``resnet_rebuild.resnet_model``, torch and torchvision only: no fastai import in the grader),
   and on its loss and metric applied to the grader's random scores.
 Inputs come from the seeded `rng`; every training check is tiny (a few hundred random
 784-pixel inputs, one or two epochs).
 """
 from __future__ import annotations
 
-import ast
-
-import numpy as np
 import pytest
 import torch
 
-from mnistkit.grading import isolation, source_checks
+from mnistkit.grading import (chapter_data, folder_probes, isolation, model_probes, resnet_rebuild,
+                              stand_ins)
+from mnistkit.grading import training_probes as training
+from mnistkit.grading.code_reading import (expect_technique, in_place_problems, leaf_problems,
+                                           loop_problems, module_problems, view_problems)
 from mnistkit.grading.expect import (Mismatch, as_tensor, check, expect_close, expect_equal,
                                      expect_number, expect_shape, expect_true_false, form_of,
                                      kind_of)
 from mnistkit.grading.isolation import Answers, Neutral
+from mnistkit.grading.model_probes import FILL_WEIGHTS  # noqa: F401 (tests/test_reference_a3_*)
+from mnistkit.grading.seeded import folder_case, labels, model_params, rand, randn, random_spec, random_word
 from mnistkit.grading.student import NotPlainData
 from solutions import a3_training_loop as ref
 
 ex = pytest.mark.exercise
+
 # Exercises whose code the grader reads (their technique): before each of their checks, the
 # code it read is defined again in the student's namespace (plugin.rebind_read_code).
 CODE_READ = {"flatten_images", "init_params", "linear1", "relu", "relu_module"}
 
-
-def randn(rng, *shape, scale=1.0):
-    return torch.from_numpy((rng.standard_normal(shape) * scale).astype("float32"))
-
-
-def rand(rng, *shape):
-    return torch.from_numpy(rng.random(shape, dtype="float32"))
-
-
-def labels(rng, n):
-    return torch.from_numpy(rng.integers(0, 2, (n, 1)))
-
-
 # ------------------------------------------------------------------- the grader's own stand-ins
 # A loss that is not the notebook's mnist_loss nor any exercise's answer (log-cosh of a squashed
-# score against shifted targets). `{name}` lets the same text serve as a stand-in and inline.
-KIT_LOSS = '''
-def {name}(scores, targets):
-    """A loss of the grader's own, standing in for the notebook's."""
-    gap = scores.tanh() - (targets * 1.5 - 0.5)
-    return gap.cosh().log().mean() * 3 + scores.mean() / 10
-'''
-LOSS = Neutral("mnist_loss", "import torch\n" + KIT_LOSS.format(name="mnist_loss"))
-STEP = Neutral("calc_grad", '''
-import torch
-
-
-def calc_grad(inputs, targets, model):
-    """The grader's own gradient helper: another loss, its gradients added to .grad."""
-    gap = model(inputs).tanh() - (targets * 1.5 - 0.5)
-    (gap.cosh().log().mean() * 3).backward()
-''')
-METRIC = Neutral("batch_accuracy", '''
-import torch
-
-
-def batch_accuracy(scores, targets):
-    """A metric of the grader's own, standing in for batch_accuracy (not an accuracy)."""
-    return ((scores.tanh() + 1) * (targets * 2 - 1)).mean()
-''')
-
-# Kit helpers for probes (sent as text; none of it is reference code).
-HELPERS = '''
-import torch as _torch
-
-
-def _leaves(tensors):
-    return [_t.detach().clone().requires_grad_() for _t in tensors]
-
-
-def _model(kind, ps):
-    """A model that uses the parameter tensors `ps` (a closure: no notebook globals)."""
-    if kind == "linear":
-        return lambda xb: xb @ ps[0] + ps[1]
-    return lambda xb: (xb @ ps[0] + ps[1]).clamp(min=0) @ ps[2] + ps[3]
-
-
-def _grads(ps):
-    return [None if _p.grad is None else _p.grad.detach().clone() for _p in ps]
-'''
-
-
-# The same helpers in the grader: one text, so both sides build the very same models.
-_GRADER_HELPERS: dict = {}
-exec(compile(HELPERS, "<a3 probe helpers>", "exec"), _GRADER_HELPERS)
-leaves, ref_model = _GRADER_HELPERS["_leaves"], _GRADER_HELPERS["_model"]
-
-
-def model_params(rng, kind, hidden=8, scale=0.1):
-    if kind == "linear":
-        return [randn(rng, 784, 1, scale=scale), randn(rng, 1, scale=scale)]
-    return [randn(rng, 784, hidden, scale=scale), randn(rng, hidden, scale=scale),
-            randn(rng, hidden, 1, scale=scale), randn(rng, 1, scale=scale)]
-
-
-def expect_grads(got, want, what, on):
-    check(isinstance(got, (list, tuple)) and len(got) == len(want), f"{what}: wrong number of gradients")
-    for i, (g, w) in enumerate(zip(got, want)):
-        check(g is not None, f"{what}: parameter {i} has no gradient{' on ' + on if on else ''} "
-                             "(was backward called on the loss of this model?)")
-        expect_close(g, w, f"{what}: the gradient of parameter {i}", on=on)
-
-
-# ------------------------------------------------------------- technique, from the source
-def _returns(fn: ast.AST) -> list[ast.AST | None]:
-    """The values the function returns (a lambda's body), nested functions left out."""
-    if isinstance(fn, ast.Lambda):
-        return [fn.body]
-    found, todo = [], list(getattr(fn, "body", []))
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Return):
-            found.append(node.value)
-        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            todo.extend(ast.iter_child_nodes(node))
-    return found
-
-
-def _parameters(fn: ast.AST) -> list[str]:
-    a = getattr(fn, "args", None)
-    return [x.arg for x in a.posonlyargs + a.args] if a else []
-
-
-def _assigned(fn: ast.AST) -> dict[str, list[ast.AST]]:
-    """name -> the values assigned to it in the function (any binding that is not a plain
-    ``name = value`` counts as an unknown value, None)."""
-    found: dict[str, list] = {}
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Assign):
-            for target in node.targets:
-                for name in ast.walk(target):
-                    if isinstance(name, ast.Name):
-                        found.setdefault(name.id, []).append(
-                            node.value if isinstance(target, ast.Name) else None)
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) \
-                and isinstance(node.target, ast.Name):
-            found.setdefault(node.target.id, []).append(
-                node.value if isinstance(node, ast.NamedExpr) else None)
-        elif isinstance(node, (ast.For, ast.With, ast.comprehension)):
-            targets = [node.target] if not isinstance(node, ast.With) else \
-                [item.optional_vars for item in node.items if item.optional_vars]
-            for target in targets:
-                for name in ast.walk(target):
-                    if isinstance(name, ast.Name):
-                        found.setdefault(name.id, []).append(None)
-    return found
-
-
-EVASION = "code the grader cannot read"
-
-
-def _base(code):
-    """The answer's own function node, and the problems every technique rule shares."""
-    found = source_checks.evasions(code)
-    problems = [f"{EVASION} (see \"What the grader reads in your code\"): "
-                + ", ".join(found)] if found else []
-    return code.nodes[code.name], problems
-
-
-VIEW_METHODS = {"view", "reshape", "flatten"}
-# Calls allowed anywhere in flatten_images: the view itself and arithmetic on the shape.
-SHAPE_CALLS = VIEW_METHODS | {"size", "numel", "len", "int", "prod", "dim"}
-
-
-def view_problems(code) -> list[str]:
-    """flatten_images must return `images.view(...)` (or `.reshape`/`.flatten`, or
-    `torch.reshape(images, ...)`/`torch.flatten(images, ...)`) of its own argument, directly
-    or through one name, with no other call than those and shape arithmetic, and no loop."""
-    fn, problems = _base(code)
-    problems += source_checks.python_loops(code)
-    params = _parameters(fn)
-    images = params[0] if params else None
-    assigned = _assigned(fn)
-    if images in assigned:
-        problems.append(f"`{images}` is given a new value before the view is taken")
-    others = sorted(source_checks.calls(code) - SHAPE_CALLS - set(code.nodes))
-    if others:
-        problems.append("it calls " + ", ".join(f"`{c}`" for c in others))
-
-    def is_view(value, depth=0) -> bool:
-        if isinstance(value, ast.Name) and depth == 0:
-            values = assigned.get(value.id, [])
-            return len(values) == 1 and values[0] is not None and is_view(values[0], 1)
-        if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
-                and value.func.attr in VIEW_METHODS):
-            return False
-        receiver = value.func.value
-        if isinstance(receiver, ast.Name) and receiver.id == images:
-            return True
-        return (isinstance(receiver, ast.Name) and receiver.id == "torch" and value.args
-                and isinstance(value.args[0], ast.Name) and value.args[0].id == images)
-
-    returns = _returns(fn)
-    if not returns or not all(is_view(v) for v in returns):
-        problems.append(f"what it returns is not `{images}.view(...)` of the images it is given")
-    return problems
-
-
-LEAF_FACTORIES = {"randn", "normal", "rand", "zeros", "ones", "empty", "full", "tensor",
-                  "randn_like", "rand_like", "zeros_like", "ones_like", "empty_like", "full_like"}
-
-
-def _keyword_true(call: ast.Call, name: str) -> bool:
-    return any(k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is True
-               for k in call.keywords)
-
-
-def leaf_problems(code) -> list[str]:
-    """init_params must return a leaf that tracks gradients: the last thing done to what it
-    returns is `.requires_grad_()` (or `nn.Parameter(...)`, or a factory call such as
-    `torch.randn(size, requires_grad=True)` returned as it is); a tensor made with
-    `requires_grad=True` and then computed on is not a leaf."""
-    fn, problems = _base(code)
-    assigned = _assigned(fn)
-
-    def grad_tracking_inside(node) -> bool:
-        return any(isinstance(n, ast.Call) and _keyword_true(n, "requires_grad")
-                   for n in ast.walk(node))
-
-    def is_leaf(value, depth=0) -> bool:
-        if isinstance(value, ast.Name) and depth == 0:
-            values = assigned.get(value.id, [])
-            if len(values) != 1 or values[0] is None:
-                return False
-            if is_leaf(values[0], 1):
-                return True
-            # `t = ...; t.requires_grad_()` (a statement) or `t.requires_grad = True`
-            return any(
-                (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                 and n.func.attr == "requires_grad_" and isinstance(n.func.value, ast.Name)
-                 and n.func.value.id == value.id and not n.args)
-                or (isinstance(n, ast.Assign) and len(n.targets) == 1
-                    and isinstance(n.targets[0], ast.Attribute)
-                    and n.targets[0].attr == "requires_grad"
-                    and isinstance(n.targets[0].value, ast.Name)
-                    and n.targets[0].value.id == value.id
-                    and isinstance(n.value, ast.Constant) and n.value.value is True)
-                for n in ast.walk(fn)) and not grad_tracking_inside(values[0])
-        if not isinstance(value, ast.Call):
-            return False
-        name = value.func.attr if isinstance(value.func, ast.Attribute) else \
-            value.func.id if isinstance(value.func, ast.Name) else None
-        if name == "requires_grad_":
-            ok_args = not value.args or (len(value.args) == 1 and isinstance(value.args[0], ast.Constant)
-                                         and value.args[0].value is True)
-            return ok_args and isinstance(value.func, ast.Attribute) \
-                and not grad_tracking_inside(value.func.value)
-        if name == "Parameter":
-            return not any(k.arg == "requires_grad" for k in value.keywords)
-        return name in LEAF_FACTORIES and _keyword_true(value, "requires_grad") \
-            and not any(grad_tracking_inside(a) for a in value.args)
-
-    returns = _returns(fn)
-    if not returns or not all(is_leaf(v) for v in returns):
-        problems.append("what it returns is not a leaf tensor that tracks gradients (make "
-                        "`.requires_grad_()` the last thing done to it)")
-    return problems
-
-
-def loop_problems(code) -> list[str]:
-    _, problems = _base(code)
-    return problems + source_checks.python_loops(code)
-
-
-# Methods and attributes that give another view of the same memory: changing the result in
-# place changes the argument too.
-VIEWS = {"view", "view_as", "reshape", "flatten", "squeeze", "unsqueeze", "detach", "transpose",
-         "permute", "expand", "expand_as", "t", "narrow", "select", "unflatten", "as_strided",
-         "contiguous", "data", "T", "mT"}
-
-
-def in_place_problems(code) -> list[str]:
-    """relu must not change its argument: `source_checks.in_place_operations` on the argument,
-    plus the same on names that are views of it (`y = x`, `y = x.view(-1)`, `y = x.data`),
-    `torch.relu_(x)`-style functions and `inplace=True`."""
-    fn, problems = _base(code)
-    problems += source_checks.in_place_operations(code)
-    aliases = set(_parameters(fn))
-
-    def root(node):
-        while True:
-            if isinstance(node, ast.Attribute) and node.attr in VIEWS:
-                node = node.value
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr in VIEWS:
-                node = node.func.value
-            elif isinstance(node, ast.Subscript) and all(
-                    isinstance(s, (ast.Slice, ast.Constant)) or
-                    (isinstance(s, ast.UnaryOp) and isinstance(s.operand, ast.Constant))
-                    for s in (node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice])):
-                node = node.value                     # basic slicing: a view
-            else:
-                return node.id if isinstance(node, ast.Name) else None
-
-    changed = True
-    while changed:                                    # names that are views of the argument
-        changed = False
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Assign) and root(node.value) in aliases:
-                for target in node.targets:
-                    if isinstance(target, ast.Name) and target.id not in aliases:
-                        aliases.add(target.id)
-                        changed = True
-
-    def target_root(node):
-        while isinstance(node, (ast.Attribute, ast.Subscript)):
-            node = node.value
-        return node.id if isinstance(node, ast.Name) else None
-
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Call):
-            func = node.func
-            if isinstance(func, ast.Attribute) and func.attr.endswith("_") \
-                    and not func.attr.startswith("_"):
-                if root(func.value) in aliases:
-                    problems.append(f"`.{func.attr}(...)`")
-                elif node.args and root(node.args[0]) in aliases:     # torch.relu_(x)
-                    problems.append(f"`{func.attr}(...)`")
-            if any(k.arg == "inplace" and not (isinstance(k.value, ast.Constant) and not k.value.value)
-                   for k in node.keywords):
-                problems.append("`inplace=True`")
-        elif isinstance(node, ast.AugAssign) and target_root(node.target) in aliases:
-            problems.append("an augmented assignment (`+=`, ...)")
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, (ast.Subscript, ast.Attribute)) and target_root(target) in aliases:
-                    problems.append("an assignment into the tensor (`x[...] = ...`)")
-    return sorted(set(problems))
-
-
-def module_problems(code) -> list[str]:
-    """relu_module must create a module: call `nn.ReLU()` or a class of the notebook's own
-    that subclasses `nn.Module`."""
-    _, problems = _base(code)
-    module_classes = {name for name, node in code.nodes.items() if isinstance(node, ast.ClassDef)
-                      and any((isinstance(b, ast.Attribute) and b.attr == "Module")
-                              or (isinstance(b, ast.Name) and b.id == "Module") for b in node.bases)}
-    if not source_checks.calls(code) & ({"ReLU"} | module_classes):
-        problems.append("it does not create a module (`nn.ReLU()`, or an instance of your own "
-                        "`nn.Module` class)")
-    return problems
-
-
-def expect_technique(notebook, name: str, rule, advice: str) -> None:
-    problems = rule(source_checks.function_code(notebook, name))
-    own = [p for p in problems if not p.startswith(EVASION)]
-    hidden = [p for p in problems if p.startswith(EVASION)]
-    if own:
-        raise Mismatch(f"{name}: {advice}; in your code: {'; '.join(own + hidden)}")
-    check(not hidden, f"{name}: its technique earns no point while the notebook holds "
-                      f"{'; '.join(hidden)}")
+# score against shifted targets), a gradient helper with another loss, a metric that is not an
+# accuracy: the grader's own functions (mnistkit.grading.stand_ins), sent as source.
+LOSS = Neutral.of("mnist_loss", stand_ins.kit_loss)
+STEP = Neutral.of("calc_grad", stand_ins.kit_calc_grad)
+METRIC = Neutral.of("batch_accuracy", stand_ins.kit_metric)
 
 
 # ================================================================================ flatten_images
@@ -421,10 +101,6 @@ def test_flatten_images_is_a_view(student, rng, notebook):
 
 
 # ================================================================================ zip_pairs
-def random_word(rng, n):
-    return "".join(chr(ord("a") + int(i)) for i in rng.integers(0, 26, n))
-
-
 def call_zip_pairs(student, *args):
     try:
         return student.call("zip_pairs", *args)
@@ -581,18 +257,9 @@ def test_linear1_has_no_python_loop(student, rng, notebook):
 
 
 # ================================================================================ calc_grad
-CALC_GRAD = HELPERS + '''
-ps = _leaves(params)
-model = _model(kind, ps)
-for _ in range(calls):
-    calc_grad(x, y, model)
-result = _grads(ps)
-'''
-
-
 def ref_calc_grad_grads(kind, params, x, y, calls=1):
-    ps = leaves(params)
-    model = ref_model(kind, ps)
+    ps = training.leaves(params)
+    model = training.linear_or_net(kind, ps)
     calc_grad = LOSS.rebind(ref.calc_grad)
     for _ in range(calls):
         calc_grad(x, y, model)
@@ -600,8 +267,17 @@ def ref_calc_grad_grads(kind, params, x, y, calls=1):
 
 
 def probe_calc_grad(student, kind, params, x, y, calls=1):
-    return isolation.probe(student, "calc_grad", CALC_GRAD, stand_ins=[LOSS], x=x, y=y,
-                           params=params, kind=kind, calls=calls)
+    return isolation.probe(student, "calc_grad", training.calc_grad_gradients, stand_ins=[LOSS],
+                           helpers=training.MODEL_HELPERS,
+                           x=x, y=y, params=params, kind=kind, calls=calls)
+
+
+def expect_grads(got, want, what, on):
+    check(isinstance(got, (list, tuple)) and len(got) == len(want), f"{what}: wrong number of gradients")
+    for i, (g, w) in enumerate(zip(got, want)):
+        check(g is not None, f"{what}: parameter {i} has no gradient{' on ' + on if on else ''} "
+                             "(was backward called on the loss of this model?)")
+        expect_close(g, w, f"{what}: the gradient of parameter {i}", on=on)
 
 
 @ex("calc_grad")
@@ -635,22 +311,14 @@ def test_calc_grad_adds_to_the_gradients(student, rng):
 
 
 # ================================================================================ train_epoch
-TRAIN_EPOCH = HELPERS + '''
-ps = _leaves(params)
-model = _model(kind, ps)
-for _ in range(epochs):
-    train_epoch(model, lr, tuple(ps))
-result = dict(params=[_p.detach().clone() for _p in ps], grads=_grads(ps))
-'''
-
-
 def train_data(rng, n=320, batch_size=64):
     x, y = rand(rng, n, 784), labels(rng, n)
-    return ref.batches(x, y, batch_size)
+    return chapter_data.batches(x, y, batch_size)
 
 
 def probe_train(student, kind, params, batches, lr, epochs):
-    got = isolation.probe(student, "train_epoch", TRAIN_EPOCH, stand_ins=[STEP],
+    got = isolation.probe(student, "train_epoch", training.train_epoch_epochs, stand_ins=[STEP],
+                          helpers=training.MODEL_HELPERS,
                           overrides={"dl": batches}, params=params, kind=kind, lr=lr, epochs=epochs)
     check(isinstance(got, dict) and isinstance(got.get("params"), list)
           and isinstance(got.get("grads"), list) and len(got["params"]) == len(params),
@@ -659,8 +327,8 @@ def probe_train(student, kind, params, batches, lr, epochs):
 
 
 def ref_train(kind, params, batches, lr, epochs):
-    ps = leaves(params)
-    model = ref_model(kind, ps)
+    ps = training.leaves(params)
+    model = training.linear_or_net(kind, ps)
     epoch = STEP.rebind(ref.train_epoch, dl=batches)
     for _ in range(epochs):
         epoch(model, lr, tuple(ps))
@@ -750,12 +418,6 @@ def test_batch_accuracy_all_right_and_all_wrong(student, rng):
 # ================================================================================ validate_epoch
 # The model is elementwise (no matrix product), so the scores the student's validate_epoch hands
 # batch_accuracy are bit for bit the ones computed here, and the Answers table matches them.
-VALIDATE = '''
-model = lambda xb: xb[:, :1] * a + c
-result = validate_epoch(model)
-'''
-
-
 def scores_of(xb, a, c):
     return xb[:, :1] * a + c
 
@@ -765,7 +427,7 @@ def probe_validate(student, batches, a, c):
     for xb, yb in batches:
         scores = scores_of(xb, a, c)
         table.add(scores, yb, result=ref.batch_accuracy(scores, yb))
-    return isolation.probe(student, "validate_epoch", VALIDATE, stand_ins=[table],
+    return isolation.probe(student, "validate_epoch", training.validate_epoch_of, stand_ins=[table],
                            overrides={"valid_dl": batches}, a=a, c=c)
 
 
@@ -776,7 +438,7 @@ def ref_validate(batches, a, c):
 @ex("validate_epoch")
 def test_validate_epoch_random_model(student, rng):
     n = 50 * int(rng.integers(3, 7))
-    batches = ref.batches(rand(rng, n, 784), labels(rng, n), 50)
+    batches = chapter_data.batches(rand(rng, n, 784), labels(rng, n), 50)
     a, c = float(rng.uniform(2, 6)), float(rng.uniform(-3, -1))
     expect_close(probe_validate(student, batches, a, c), ref_validate(batches, a, c),
                  "validate_epoch(model)", on=f"{len(batches)} random validation batches",
@@ -798,7 +460,7 @@ def test_validate_epoch_averages_every_batch(student, rng):
 @ex("validate_epoch")
 def test_validate_epoch_returns_a_rounded_float(student, rng):
     n = 30 * int(rng.integers(2, 5))
-    batches = ref.batches(rand(rng, n, 784), labels(rng, n), 30)
+    batches = chapter_data.batches(rand(rng, n, 784), labels(rng, n), 30)
     value = probe_validate(student, batches, float(rng.uniform(1, 4)), float(rng.uniform(-2, 0)))
     check(type(value) is float, f"validate_epoch should return a Python float (use .item()), "
                                 f"got {type(value).__name__}")
@@ -811,14 +473,8 @@ def test_basic_optim_step(student, rng):
     params = [randn(rng, int(rng.integers(2, 9)), 3), randn(rng, 3)]
     grads = [randn(rng, *p.shape) for p in params]
     lr = float(rng.uniform(0.01, 2.0))
-    got = isolation.probe(student, "BasicOptim", HELPERS + '''
-ps = _leaves(params)
-for p, g in zip(ps, grads):
-    p.grad = g.clone()
-opt = BasicOptim(ps, lr)
-opt.step()
-result = [p.detach().clone() for p in ps]
-''', params=params, grads=grads, lr=lr)
+    got = isolation.probe(student, "BasicOptim", training.basic_optim_after_step,
+                          helpers=(training.leaves,), params=params, grads=grads, lr=lr)
     check(isinstance(got, list) and len(got) == len(params), "BasicOptim: the parameters could "
                                                               "not be read back after step()")
     for i, (p, g, after) in enumerate(zip(params, grads, got)):
@@ -827,14 +483,9 @@ result = [p.detach().clone() for p in ps]
 
 @ex("BasicOptim")
 def test_basic_optim_zero_grad(student, rng):
-    got = isolation.probe(student, "BasicOptim", HELPERS + '''
-ps = _leaves(params)
-for p in ps:
-    p.grad = _torch.ones_like(p)
-opt = BasicOptim(ps, 0.1)
-opt.zero_grad()
-result = _grads(ps)
-''', params=[randn(rng, 4, 2), randn(rng, 2)])
+    got = isolation.probe(student, "BasicOptim", training.basic_optim_after_zero_grad,
+                          helpers=(training.leaves, training.grads_of),
+                          params=[randn(rng, 4, 2), randn(rng, 2)])
     check(isinstance(got, list) and len(got) == 2, "BasicOptim: the gradients could not be read back")
     for g in got:
         check(g is None or (kind_of(as_tensor(g, "a gradient")) == "f"
@@ -847,21 +498,10 @@ def test_basic_optim_trains_a_module_for_several_steps(student, rng):
     n, steps, lr = 64, 3, float(rng.uniform(0.1, 1.0))
     x, y = rand(rng, n, 784), labels(rng, n)
     w, b = randn(rng, 1, 784, scale=0.05), randn(rng, 1, scale=0.05)
-    got = isolation.probe(student, "BasicOptim", KIT_LOSS.format(name="_kit_loss") + '''
-import torch as _torch
-m = _torch.nn.Linear(784, 1)
-with _torch.no_grad():
-    m.weight.copy_(w)
-    m.bias.copy_(b)
-opt = BasicOptim(m.parameters(), lr)
-for _ in range(steps):
-    _kit_loss(m(x), y).backward()
-    opt.step()
-    opt.zero_grad()
-result = [m.weight.detach().clone(), m.bias.detach().clone()]
-''', x=x, y=y, w=w, b=b, lr=lr, steps=steps)
+    got = isolation.probe(student, "BasicOptim", training.basic_optim_trains_linear,
+                          helpers=(stand_ins.kit_loss,), x=x, y=y, w=w, b=b, lr=lr, steps=steps)
     kit_loss = LOSS.function()
-    ps = leaves([w, b])
+    ps = training.leaves([w, b])
     for _ in range(steps):
         kit_loss(x @ ps[0].T + ps[1], y).backward()
         with torch.no_grad():
@@ -876,35 +516,20 @@ result = [m.weight.detach().clone(), m.bias.detach().clone()]
 
 
 # ================================================================================ make_learner
-MAKE_LEARNER = '''
-import torch as _torch
-from fastai.data import core as _core, load as _load
-dls = _core.DataLoaders(_load.DataLoader(list(zip(x, y)), batch_size=16),
-                        _load.DataLoader(list(zip(vx, vy)), batch_size=16))
-learn = make_learner(dls)
-
-
-def _plain(t):
-    return _torch.Tensor.as_subclass(t, _torch.Tensor).detach().clone()
-'''
-
-
 def learner_data(rng, n=48):
     return dict(x=rand(rng, n, 784), y=labels(rng, n), vx=rand(rng, n // 2, 784),
                 vy=labels(rng, n // 2))
 
 
 def probe_learner(student, body, **inputs):
-    return isolation.probe(student, "make_learner", MAKE_LEARNER + body,
-                           stand_ins=[LOSS, METRIC], **inputs)
+    return isolation.probe(student, "make_learner", body, stand_ins=[LOSS, METRIC],
+                           helpers=(training.learner_made, training.plain_tensor), **inputs)
 
 
 @ex("make_learner")
 def test_make_learner_uses_the_dataloaders(student, rng):
     data = learner_data(rng)
-    got = probe_learner(student, '''
-result = [[_plain(t) for t in next(iter(dl))] for dl in (learn.dls.train, learn.dls.valid)]
-''', **data)
+    got = probe_learner(student, training.learner_first_batches, **data)
     check(isinstance(got, list) and len(got) == 2 and all(isinstance(b, list) and len(b) == 2
                                                           for b in got),
           "the Learner's DataLoaders should give (inputs, labels) mini-batches")
@@ -919,12 +544,7 @@ result = [[_plain(t) for t in next(iter(dl))] for dl in (learn.dls.train, learn.
 def test_make_learner_fresh_linear_model(student, rng):
     n = int(rng.integers(2, 20))
     probe_x = rand(rng, n, 784)
-    got = probe_learner(student, '''
-params = [p.detach().clone() for p in learn.model.parameters()]
-out = learn.model(probe_x)
-other = make_learner(dls)
-result = [params, out, [p.detach().clone() for p in other.model.parameters()]]
-''', probe_x=probe_x, **learner_data(rng))
+    got = probe_learner(student, training.learner_model, probe_x=probe_x, **learner_data(rng))
     check(isinstance(got, list) and len(got) == 3 and isinstance(got[0], list)
           and isinstance(got[2], list), "the Learner's model could not be read back")
     params, out, other = got
@@ -945,9 +565,7 @@ result = [params, out, [p.detach().clone() for p in other.model.parameters()]]
 def test_make_learner_loss_function(student, rng):
     n = int(rng.integers(10, 60))
     preds, targs = randn(rng, n, 1, scale=2.0), labels(rng, n)
-    got = probe_learner(student, '''
-result = learn.loss_func(preds, targs)
-''', preds=preds, targs=targs, **learner_data(rng))
+    got = probe_learner(student, training.learner_loss, preds=preds, targs=targs, **learner_data(rng))
     expect_close(got, LOSS.function()(preds, targs), "the Learner's loss function", number=True,
                  on="random scores and labels, with the grader's own function in place of "
                     "mnist_loss (pass mnist_loss itself)")
@@ -957,16 +575,7 @@ result = learn.loss_func(preds, targs)
 def test_make_learner_sgd_optimizer(student, rng):
     p0, g1, g2 = randn(rng, 5, 3), randn(rng, 5, 3), randn(rng, 5, 3)
     lr = float(rng.uniform(0.1, 1.0))
-    got = probe_learner(student, '''
-p = p0.clone().requires_grad_()
-opt = learn.opt_func([p], lr=1.0)
-opt.set_hypers(lr=lr)              # as Learner.fit does: a fastai optimizer has hyper-parameters
-result = []
-for g in (g1, g2):
-    p.grad = g.clone()
-    opt.step()
-    result.append(p.detach().clone())
-''', p0=p0, g1=g1, g2=g2, lr=lr, **learner_data(rng))
+    got = probe_learner(student, training.learner_optimizer_steps, p0=p0, g1=g1, g2=g2, lr=lr, **learner_data(rng))
     check(isinstance(got, list) and len(got) == 2, "the optimizer's parameters could not be read back")
     on = "plain SGD was expected (opt_func=SGD)"
     expect_close(got[0], p0 - lr * g1, "a parameter after one step of the Learner's optimizer", on=on)
@@ -977,14 +586,7 @@ for g in (g1, g2):
 def test_make_learner_metric(student, rng):
     n = int(rng.integers(20, 80))
     preds, targs = randn(rng, n, 1, scale=2.0), labels(rng, n)
-    values = probe_learner(student, '''
-result = []
-for m in learn.metrics:
-    try:
-        result.append(_torch.as_tensor(m.func(preds, targs)).detach().clone())
-    except Exception:
-        pass  # not a metric of scores and labels: it cannot be batch_accuracy
-''', preds=preds, targs=targs, **learner_data(rng))
+    values = probe_learner(student, training.learner_metric_values, preds=preds, targs=targs, **learner_data(rng))
     want = METRIC.function()(preds, targs)
 
     def matches(v) -> bool:
@@ -1061,42 +663,6 @@ def test_relu_leaves_its_input_alone(student, rng, notebook):
                      "return a new tensor and leave the one you are given unchanged")
 
 
-# ================================================================================ relu_module
-@ex("relu_module")
-def test_relu_module_is_a_module(student, rng, notebook):
-    """Decided from the source: relu_module creates a module (nn.ReLU() or an nn.Module class)."""
-    x = randn(rng, int(rng.integers(2, 10)))
-    got = isolation.probe(student, "relu_module", "result = relu_module()(x)", x=x)
-    expect_close(got, ref.relu(x), "relu_module()(x)", on="a random vector")
-    expect_technique(notebook, "relu_module", module_problems,
-                     "return an nn.Module object (an instance, not the class or a function)")
-
-
-@ex("relu_module")
-def test_relu_module_computes_relu(student, rng):
-    x = randn(rng, int(rng.integers(2, 10)), int(rng.integers(2, 10)))
-    got = isolation.probe(student, "relu_module", "result = relu_module()(x)", x=x)
-    expect_close(got, ref.relu(x), "relu_module()(x)", on="a random tensor")
-
-
-@ex("relu_module")
-def test_relu_module_inside_sequential(student, rng):
-    w1, b1, w2, b2 = randn(rng, 3, 4), randn(rng, 3), randn(rng, 1, 3), randn(rng, 1)
-    x = randn(rng, 6, 4)
-    got = isolation.probe(student, "relu_module", '''
-import torch as _torch
-nn_ = _torch.nn
-seq = nn_.Sequential(nn_.Linear(4, 3), relu_module(), nn_.Linear(3, 1))
-with _torch.no_grad():
-    seq[0].weight.copy_(w1); seq[0].bias.copy_(b1)
-    seq[2].weight.copy_(w2); seq[2].bias.copy_(b2)
-    result = seq(x)
-''', w1=w1, b1=b1, w2=w2, b2=b2, x=x)
-    want = ref.relu(x @ w1.T + b1) @ w2.T + b2
-    expect_close(got, want, "nn.Sequential(nn.Linear(4, 3), relu_module(), nn.Linear(3, 1))(x)",
-                 on="a random batch")
-
-
 # ================================================================================ collapse_linear
 def collapse_case(rng, n_in, hidden, n_out):
     return (randn(rng, n_in, hidden), randn(rng, hidden), randn(rng, hidden, n_out),
@@ -1129,83 +695,38 @@ def test_collapse_linear_bias(student, rng):
                  on=f"random layers 784 -> {hidden} -> 1 (what does b1 become after w2?)")
 
 
-# ================================================================================ deeper_claims
-def _claims(student):
-    return expect_true_false(student.get("deeper_claims"), ref.deeper_claims,
-                             "deeper_claims should be the given dict with each claim set to True "
-                             "or False")
+# ================================================================================ relu_module
+@ex("relu_module")
+def test_relu_module_is_a_module(student, rng, notebook):
+    """Decided from the source: relu_module creates a module (nn.ReLU() or an nn.Module class)."""
+    x = randn(rng, int(rng.integers(2, 10)))
+    got = isolation.probe(student, "relu_module", model_probes.relu_module_on, x=x)
+    expect_close(got, ref.relu(x), "relu_module()(x)", on="a random vector")
+    expect_technique(notebook, "relu_module", module_problems,
+                     "return an nn.Module object (an instance, not the class or a function)")
 
 
-# Each check pairs a true claim with a false one: answers that are all True or all False score 0.
-@ex("deeper_claims")
-def test_deeper_claims_what_the_theorem_says(student):
-    got = _claims(student)
-    keys = ("one_nonlinearity_can_approximate_any_function", "deeper_models_are_easier_to_optimise")
-    check(all(got[k] == ref.deeper_claims[k] for k in keys),
-          "one of the two claims about the universal approximation theorem and about training "
-          "deep models is marked wrongly")
+@ex("relu_module")
+def test_relu_module_computes_relu(student, rng):
+    x = randn(rng, int(rng.integers(2, 10)), int(rng.integers(2, 10)))
+    got = isolation.probe(student, "relu_module", model_probes.relu_module_on, x=x)
+    expect_close(got, ref.relu(x), "relu_module()(x)", on="a random tensor")
 
 
-@ex("deeper_claims")
-def test_deeper_claims_why_layers_help(student):
-    got = _claims(student)
-    keys = ("stacked_linear_layers_without_activations_add_power",
-            "more_smaller_layers_beat_fewer_larger_ones_in_practice")
-    check(all(got[k] == ref.deeper_claims[k] for k in keys),
-          "one of the two claims about what extra layers add is marked wrongly")
+@ex("relu_module")
+def test_relu_module_inside_sequential(student, rng):
+    w1, b1, w2, b2 = randn(rng, 3, 4), randn(rng, 3), randn(rng, 1, 3), randn(rng, 1)
+    x = randn(rng, 6, 4)
+    got = isolation.probe(student, "relu_module", model_probes.relu_module_in_sequential,
+                          w1=w1, b1=b1, w2=w2, b2=b2, x=x)
+    want = ref.relu(x @ w1.T + b1) @ w2.T + b2
+    expect_close(got, want, "nn.Sequential(nn.Linear(4, 3), relu_module(), nn.Linear(3, 1))(x)",
+                 on="a random batch")
 
 
 # ================================================================================ image_dls
-IMAGE_FOLDER = '''
-import pathlib as _pathlib, tempfile as _tempfile
-import numpy as _np
-import torch as _torch
-from PIL import Image as _Image
-_root = _pathlib.Path(_tempfile.mkdtemp())
-for _rel, _pixels in zip(files, images):
-    (_root / _rel).parent.mkdir(parents=True, exist_ok=True)
-    _Image.fromarray(_np.asarray(_pixels, dtype=_np.uint8), mode="L").save(_root / _rel)
-_dls = image_dls(_root if as_path else str(_root), bs=bs)
-
-def _names(_items):
-    return [_pathlib.Path(_p).relative_to(_root).as_posix() for _p in _items]
-
-def _plain(_t):
-    return _torch.Tensor.as_subclass(_t, _torch.Tensor).detach().cpu().clone()
-
-result = dict(train=_names(_dls.train_ds.items), valid=_names(_dls.valid_ds.items),
-              vocab=[str(_v) for _v in _dls.vocab])
-try:     # a DataLoader with no full batch raises here: that is the batch checks' business
-    _vxb, _vyb = _dls.valid.one_batch()
-    _txb, _tyb = _dls.train.one_batch()
-    result.update(valid_x=_plain(_vxb), valid_y=_plain(_vyb), train_rows=len(_txb))
-except Exception as _error:
-    result.update(batch_error=f"{type(_error).__name__}: {_error}"[:200])
-'''
-LETTERS = list("abcdefghijklmnopqrstuvwxyz")
-
-
-def folder_case(rng):
-    """A random image folder in fastai's layout: train/ and valid/ (and a test/ folder that is
-    neither), one subfolder per class with random names, small random grey images."""
-    n_classes = int(rng.integers(2, 4))
-    classes = sorted({"".join(rng.choice(LETTERS, 4)) for _ in range(n_classes)})
-    bs = int(rng.integers(2, 5))
-    side = int(rng.integers(8, 14))
-    files, images, split = [], [], {"train": [], "valid": []}
-    for part, (low, high) in (("train", (bs, bs + 3)), ("valid", (bs, bs + 3)), ("test", (1, 3))):
-        for label in classes:
-            for number in rng.choice(100_000, size=int(rng.integers(low, high)), replace=False):
-                name = f"{part}/{label}/{number}.png"
-                files.append(name)
-                images.append(rng.integers(0, 256, (side, side), dtype=np.uint8))
-                if part in split:
-                    split[part].append(name)
-    return dict(files=files, images=images, bs=bs, as_path=bool(rng.random() < 0.5)), classes, split
-
-
 def probe_image_dls(student, case, batches=False):
-    got = isolation.probe(student, "image_dls", IMAGE_FOLDER, **case)
+    got = isolation.probe(student, "image_dls", folder_probes.image_dls_of_folder, **case)
     check(isinstance(got, dict) and isinstance(got.get("train"), list)
           and isinstance(got.get("valid"), list) and isinstance(got.get("vocab"), list),
           "image_dls should return fastai DataLoaders (with train_ds, valid_ds and vocab)")
@@ -1257,42 +778,6 @@ def test_image_dls_labels_and_pixels(student, rng):
 
 
 # ================================================================================ resnet_learner
-# The same code fills a model with the grader's weights in the sandbox (the student's model) and
-# here (the reference's): equal outputs then mean the same architecture, layer for layer.
-FILL_WEIGHTS = '''
-import torch as _torch
-
-def _fill(_model, _seed):
-    _g = _torch.Generator().manual_seed(int(_seed))
-    with _torch.no_grad():
-        for _t in _model.state_dict().values():
-            if _t.is_floating_point():
-                _u = _torch.rand(_t.shape, generator=_g, dtype=_t.dtype)
-                _scale = (3.0 / _t[0].numel()) ** 0.5 if _t.dim() >= 2 else None
-                _t.copy_((_u * 2 - 1) * _scale if _scale else _u + 0.5)
-    return _model.eval()
-'''
-RESNET_LEARNER = FILL_WEIGHTS + '''
-from fastai.data import core as _core, load as _load
-
-
-class _Items(list):
-    """(image, label) pairs whose loss is the grader's own: a Learner built without a loss
-    function takes its dataset's, so leaving out loss_func shows."""
-
-    @staticmethod
-    def loss_func(_out, _targ):
-        return (_out.float().mean() - _targ.float().mean()) ** 2 + 42.0
-
-
-_pairs = list(zip(images, labels))
-_dls = _core.DataLoaders(_load.DataLoader(_Items(_pairs), bs=4),
-                         _load.DataLoader(_Items(_pairs), bs=4))
-_dls.c = n_classes
-learn = resnet_learner(_dls)
-'''
-
-
 def learner_case(rng):
     n_classes = int(rng.integers(3, 7))     # never the notebook's 2
     n = 8
@@ -1301,7 +786,8 @@ def learner_case(rng):
 
 
 def probe_resnet(student, body, **inputs):
-    return isolation.probe(student, "resnet_learner", RESNET_LEARNER + body, **inputs)
+    return isolation.probe(student, "resnet_learner", body, **inputs,
+                           helpers=(model_probes.fill_weights, model_probes.resnet_learner_for))
 
 
 def scores_case(rng, n_classes):
@@ -1309,20 +795,15 @@ def scores_case(rng, n_classes):
     return randn(rng, n, n_classes, scale=2.0), torch.from_numpy(rng.integers(0, n_classes, n))
 
 
+# The same code fills a model with the grader's weights in the sandbox (the student's model) and
+# here (the reference's): equal outputs then mean the same architecture, layer for layer.
 @ex("resnet_learner")
 def test_resnet_learner_model_is_a_resnet18_with_fastais_head(student, rng):
     case = learner_case(rng)
     seed, x = int(rng.integers(0, 2**31)), rand(rng, 2, 3, 32, 32)
-    got = probe_resnet(student, '''
-_model = _fill(learn.model, seed)
-with _torch.no_grad():
-    result = _torch.Tensor.as_subclass(_model(x.to(next(_model.parameters()).device)),
-                                       _torch.Tensor).cpu()
-''', seed=seed, x=x, **case)
-    scope = {}
-    exec(FILL_WEIGHTS, scope)
+    got = probe_resnet(student, model_probes.resnet_scores, seed=seed, x=x, **case)
     with torch.no_grad():
-        want = scope["_fill"](ref.resnet_model(case["n_classes"]), seed)(x)
+        want = model_probes.fill_weights(resnet_rebuild.resnet_model(case["n_classes"]), seed)(x)
     expect_close(got, want, "learn.model(x) with the grader's weights", rtol=1e-3, atol=1e-4,
                  on=f"{case['n_classes']} classes: a ResNet-18 (not pretrained) with fastai's head "
                     "gives other scores")
@@ -1332,7 +813,7 @@ with _torch.no_grad():
 def test_resnet_learner_loss_is_cross_entropy(student, rng):
     case = learner_case(rng)
     out, targ = scores_case(rng, case["n_classes"])
-    got = probe_resnet(student, "result = learn.loss_func(out, targ)", out=out, targ=targ, **case)
+    got = probe_resnet(student, model_probes.resnet_loss, out=out, targ=targ, **case)
     expect_close(got, torch.nn.functional.cross_entropy(out, targ), "learn.loss_func(scores, targets)",
                  on="random scores for several classes")
 
@@ -1341,72 +822,24 @@ def test_resnet_learner_loss_is_cross_entropy(student, rng):
 def test_resnet_learner_metric_is_accuracy(student, rng):
     case = learner_case(rng)
     out, targ = scores_case(rng, case["n_classes"])
-    got = probe_resnet(student, '''
-learn.pred, learn.yb = out, (targ,)
-result = []
-for _metric in learn.metrics:
-    _metric.reset()
-    _metric.accumulate(learn)
-    result.append(float(_metric.value))
-''', out=out, targ=targ, **case)
+    got = probe_resnet(student, model_probes.resnet_metric_values, out=out, targ=targ, **case)
     check(isinstance(got, list) and len(got) == 1, "the Learner should report one metric")
     expect_close(torch.tensor(got[0]), (out.argmax(-1) == targ).float().mean().double(),
                  "the metric on random scores", on="random scores for several classes")
 
 
 # ================================================================================ count_parameters
-# Builds an nn.Sequential from a plain description, in the sandbox and here alike.
-MODEL_FROM_SPEC = '''
-import torch as _torch
-
-def _build(_spec):
-    _layers = []
-    for _kind, _args, _kwargs in _spec:
-        if _kind == "Sequential":
-            _layers.append(_build(_args))
-        else:
-            _layers.append(getattr(_torch.nn, _kind)(*_args, **_kwargs))
-    return _torch.nn.Sequential(*_layers)
-
-model = _build(spec)
-'''
-PLAIN_LAYERS = (["ReLU", [], {}], ["Flatten", [], {}], ["MaxPool2d", [2], {}],
-                ["Dropout", [0.5], {}], ["Sigmoid", [], {}])
-
-
-def random_spec(rng, batch_norm=False, weighted=True, depth=0):
-    layers = []
-    for _ in range(int(rng.integers(3, 7))):
-        r = rng.random()
-        n_in, n_out = (int(v) for v in rng.integers(1, 40, 2))
-        if weighted and r < 0.3:
-            layers.append(["Linear", [n_in, n_out], {"bias": bool(rng.random() < 0.7)}])
-        elif weighted and r < 0.5:
-            layers.append(["Conv2d", [n_in, n_out, int(rng.integers(1, 6))],
-                           {"bias": bool(rng.random() < 0.7)}])
-        elif r < 0.65 and depth < 2:
-            layers.append(["Sequential", random_spec(rng, batch_norm, weighted, depth + 1), {}])
-        elif batch_norm and r < 0.85:
-            layers.append([str(rng.choice(["BatchNorm1d", "BatchNorm2d"])), [n_in], {}])
-        else:
-            layers.append(list(PLAIN_LAYERS[int(rng.integers(len(PLAIN_LAYERS)))]))
-    if depth == 0 and weighted:   # always a weight layer nested two deep, and a batch norm
-        inner = [["Linear", [int(rng.integers(2, 9)), 3], {}]] + \
-                ([["BatchNorm2d", [int(rng.integers(2, 9))], {}]] if batch_norm else [])
-        layers.append(["Sequential", [["ReLU", [], {}], ["Sequential", inner, {}]], {}])
-    return layers
-
-
-def reference_model(spec):
-    scope = {"spec": spec}
-    exec(MODEL_FROM_SPEC, scope)
-    return scope["model"]
+# A random nn.Sequential as plain data (seeded.random_spec), built in the sandbox and here alike
+# (model_probes.build_from_spec).
+COUNT_OF = {"count_parameters": model_probes.count_parameters_of,
+            "count_weight_layers": model_probes.count_weight_layers_of}
 
 
 def counted(student, name, spec, python_int: bool = False):
     """The count, a number of integers; a Python ``int`` only where the prompt asks for one
     (``count_parameters``: not a tensor)."""
-    got = isolation.probe(student, name, MODEL_FROM_SPEC + f"result = {name}(model)", spec=spec)
+    got = isolation.probe(student, name, COUNT_OF[name], helpers=(model_probes.build_from_spec,),
+                          spec=spec)
     if python_int:
         check(isinstance(got, int) and not isinstance(got, bool),
               f"{name}(model) should return a Python int (.item() turns a rank-0 tensor into "
@@ -1417,7 +850,7 @@ def counted(student, name, spec, python_int: bool = False):
 def expect_count(student, name, spec, message):
     """``name(model)`` in the sandbox equals the reference's count for the same model (built
     here from the same ``spec``)."""
-    want = getattr(ref, name)(reference_model(spec))
+    want = getattr(ref, name)(model_probes.build_from_spec(spec))
     check(counted(student, name, spec, python_int=name == "count_parameters") == want, message)
 
 
@@ -1451,3 +884,29 @@ def test_count_weight_layers_none(student, rng):
     check(counted(student, "count_weight_layers", spec) == 0,
           "count_weight_layers(model) should be 0 for a model with no linear or convolutional "
           "layer (only activations, pooling, batch norm)")
+
+
+# ================================================================================ deeper_claims
+def _claims(student):
+    return expect_true_false(student.get("deeper_claims"), ref.deeper_claims,
+                             "deeper_claims should be the given dict with each claim set to True "
+                             "or False")
+
+
+# Each check pairs a true claim with a false one: answers that are all True or all False score 0.
+@ex("deeper_claims")
+def test_deeper_claims_what_the_theorem_says(student):
+    got = _claims(student)
+    keys = ("one_nonlinearity_can_approximate_any_function", "deeper_models_are_easier_to_optimise")
+    check(all(got[k] == ref.deeper_claims[k] for k in keys),
+          "one of the two claims about the universal approximation theorem and about training "
+          "deep models is marked wrongly")
+
+
+@ex("deeper_claims")
+def test_deeper_claims_why_layers_help(student):
+    got = _claims(student)
+    keys = ("stacked_linear_layers_without_activations_add_power",
+            "more_smaller_layers_beat_fewer_larger_ones_in_practice")
+    check(all(got[k] == ref.deeper_claims[k] for k in keys),
+          "one of the two claims about what extra layers add is marked wrongly")

@@ -5,7 +5,7 @@ with the reference computed here, and facts read here from the submitted noteboo
 A value the sandbox reports *about* the student's code (a log, a flag) is the student's claim:
 the few checks that still rest on one weigh 0.1 (``CLAIM``), at most a tenth of their exercise.
 
-Learner: the same probe (``LEARNER_RUN``) trains a grader-built model on grader data with a
+Learner: the same probe (``training_probes.learner_run``) trains a grader-built model on grader data with a
 grader optimizer (plain SGD whose step shrinks with every step it takes, so a second optimizer
 made by ``fit`` shows in the parameters; it records the gradients it is handed) and runs once in
 the sandbox with the student's ``Learner`` and once here with the reference one; each check
@@ -19,10 +19,10 @@ from the notebook's source (mnistkit.grading.source_checks), not measured in the
 
 train_digits: the model must be an ``nn.Sequential`` of the layers in ``LAYERS`` (the notebook
 lists them). The sandbox hands back its architecture as plain data; the grader rebuilds it with
-its own torch.nn classes (size = parameters and buffers, at most ``ref.MAX_PARAMETERS``; cost per
+its own torch.nn classes (size = parameters and buffers, at most ``MAX_PARAMETERS``; cost per
 image bounded), initialises it itself (PyTorch's default initialisation, seeded), sends those
 untrained weights into the sandbox for ``train_digits`` to train on the 60,000 training images
-within ``ref.TRAIN_SECONDS``, and takes the trained weights back as plain data. The accuracy on
+within ``TRAIN_SECONDS``, and takes the trained weights back as plain data. The accuracy on
 the 10,000 test images is computed here, by the grader's own rebuilt model: test images never
 enter the sandbox, and the sandbox's data folder holds no test label (mnistkit.data's stand-ins).
 MNIST's test set is public, so two rules keep a model from scoring by what was carried in rather
@@ -38,56 +38,45 @@ metadata but nbgrader's, which the grader restored), so the text is all the stud
 """
 from __future__ import annotations
 
-import ast
 import hashlib
-import lzma
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from mnistkit.catalog import read_cells
 from mnistkit.data import shipped_mnist
-from mnistkit.grading import source_checks
-from mnistkit.grading.expect import Mismatch, as_tensor, check, expect_close, expect_shape, kind_of
+from mnistkit.grading import folder_probes, model_probes, model_rebuild, probes, source_checks
+from mnistkit.grading import training_probes as training
+from mnistkit.grading.carried_in import carried_bytes, notebook_text, released_cells, relabeling
+from mnistkit.grading.code_reading import expect_written_by_hand
+from mnistkit.grading.expect import Mismatch, check, expect_close, expect_shape, kind_of
 from mnistkit.grading.plugin import seeded_rng
+from mnistkit.grading.seeded import learner_inputs, randn
 from mnistkit.grading.student import NotDefined
 from solutions import a4_further_research as ref
 
+# The limits a4's prompt states for the student's model (the grader's 2-core CPU).
+TRAIN_SECONDS = 150           # train_digits + predict_digits
+ACCURACY_THRESHOLDS = (0.90, 0.95, 0.98, 0.99)
+MAX_PARAMETERS = 2_000_000
+
 CLAIM = 0.1     # weight of a check resting on what the sandbox reports about the student's code
+
 # Exercises whose code the grader reads (their technique): before each of their checks, the
 # code it read is defined again in the student's namespace (plugin.rebind_read_code).
 CODE_READ = {"softmax", "cross_entropy", "nearest_mean"}
 
-
-def rand(rng, *shape, scale=1.0):
-    return torch.from_numpy((rng.standard_normal(shape) * scale).astype("float32"))
-
-
 # ================================================================================ MomentumSGD
-MOMENTUM_STEPS = '''
-import torch
-ps = [torch.as_tensor(p).clone().requires_grad_() for p in start]
-opt = MomentumSGD(ps, lr) if mom is None else MomentumSGD(ps, lr, mom=mom)
-for step_grads in grads:
-    for p, g in zip(ps, step_grads):
-        p.grad = torch.as_tensor(g).clone()
-    opt.step()
-result = dict(values=[p.detach().clone() for p in ps], leaves=[p.is_leaf and p.requires_grad for p in ps])
-'''
-
-
 def momentum_case(student, rng, mom, steps=4):
     """The probe's own tensors after ``steps`` steps (so a step that rebinds new tensors instead
     of changing them in place leaves them unchanged), and what torch's SGD makes of them."""
-    start = [rand(rng, 5, 3), rand(rng, 3)]
-    grads = [[rand(rng, 5, 3), rand(rng, 3)] for _ in range(steps)]
+    start = [randn(rng, 5, 3), randn(rng, 3)]
+    grads = [[randn(rng, 5, 3), randn(rng, 3)] for _ in range(steps)]
     lr = float(rng.uniform(0.01, 0.3))
-    got = student.run(MOMENTUM_STEPS, start=start, grads=grads, lr=lr, mom=mom)
+    got = probes.run(student, training.momentum_steps, start=start, grads=grads, lr=lr, mom=mom)
     want_ps = [p.clone().requires_grad_() for p in start]
     opt = torch.optim.SGD(want_ps, lr=lr, momentum=0.9 if mom is None else mom)
     for step_grads in grads:
@@ -130,17 +119,8 @@ def test_momentum_keeps_leaf_parameters(student, rng):
 
 @pytest.mark.exercise("MomentumSGD")
 def test_momentum_zero_grad_and_missing_grads(student, rng):
-    a0, b0 = rand(rng, 4), rand(rng, 2)
-    got = student.run('''
-import torch
-a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
-opt = MomentumSGD([a, b], 0.1)
-a.grad = torch.ones_like(a)
-opt.step()                        # b has no gradient: left alone
-b_after = b.detach().clone()
-opt.zero_grad()
-result = dict(b=b_after, grads=[None if p.grad is None else p.grad.detach().clone() for p in (a, b)])
-''', a0=a0, b0=b0)
+    a0, b0 = randn(rng, 4), randn(rng, 2)
+    got = probes.run(student, training.momentum_zero_grad_and_missing_grads, a0=a0, b0=b0)
     expect_close(got["b"], b0, "a parameter whose .grad is None", on="step() (it should stay unchanged)",
                  rtol=0, atol=0)
     grads = got["grads"]
@@ -152,149 +132,21 @@ result = dict(b=b_after, grads=[None if p.grad is None else p.grad.detach().clon
 
 
 # ================================================================================ Learner
-LEARNER_RUN = '''
-import types
-import torch
-from torch import nn
-from torch.nn import functional as F
-
-_log = dict(opt_calls=[], steps=[], forwards=[])
-
-class _GraderOpt:
-    """SGD whose rate shrinks with each step it takes; records the gradients it steps with."""
-    def __init__(self, parameters, lr):
-        self.params, self.lr, self.taken = list(parameters), lr, 0
-        _log["opt_calls"].append([len(self.params), float(lr)])
-    def step(self):
-        _log["steps"].append([torch.zeros(()) if p.grad is None else p.grad.detach().clone()
-                              for p in self.params])
-        rate = self.lr / (1 + 0.25 * self.taken)
-        self.taken += 1
-        with torch.no_grad():
-            for p in self.params:
-                if p.grad is not None:
-                    p.sub_(rate * p.grad)
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-class _Spy(nn.Module):
-    """The grader's model. Logs its calls; when ``strict``, a call in evaluation mode with
-    gradients on (or in training mode with them off) gives other scores."""
-    def __init__(self, inner, kinds, strict):
-        super().__init__()
-        self.inner, self.kinds, self.strict = inner, kinds, strict
-    def forward(self, x):
-        _log["forwards"].append([self.kinds.get(x.data_ptr(), "other"),
-                                 torch.is_grad_enabled(), self.training])
-        out = self.inner(x)
-        if self.strict and torch.is_grad_enabled() != self.training:
-            out = 3 * out + 1
-        return out
-
-def _margin_loss(scores, targets):
-    return torch.relu(1 - (2 * targets - 1) * scores).mean()
-
-def _hit_rate(scores, targets):
-    return ((scores > 0).float() == targets).float().mean()
-
-def _top1(scores, targets):
-    return (scores.argmax(1) == targets).float().mean()
-
-def _mean_right_score(scores, targets):
-    return scores.gather(1, targets[:, None]).mean()
-
-if kind == "3v7":
-    inner = nn.Linear(784, 1)
-    loss_func, metrics = _margin_loss, _hit_rate
-elif kind == "10":
-    inner = nn.Sequential(nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10))
-    loss_func, metrics = F.cross_entropy, [_top1, _mean_right_score]
-else:
-    inner = nn.Sequential(nn.Linear(784, 12), nn.BatchNorm1d(12), nn.Tanh(), nn.Linear(12, 10))
-    loss_func, metrics = F.cross_entropy, [_mean_right_score]
-with torch.no_grad():
-    for p, w in zip(inner.parameters(), weights):
-        p.copy_(torch.as_tensor(w))
-train = [(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(train_x, train_y)]
-valid = [(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(valid_x, valid_y)]
-kinds = {xb.data_ptr(): "train" for xb, _ in train}
-kinds.update({xb.data_ptr(): "valid" for xb, _ in valid})
-dls = types.SimpleNamespace(train=train, valid=valid)
-learn = Learner(dls, _Spy(inner, kinds, kind == "modes"), opt_func=_GraderOpt, loss_func=loss_func,
-                metrics=metrics)
-learn.fit(epochs, lr)
-rec = learn.recorder
-result = dict(state={k: v.detach().clone() for k, v in inner.state_dict().items()},
-              steps=_log["steps"], opt_calls=_log["opt_calls"], forwards=_log["forwards"],
-              losses=[float(v) for v in rec.losses], values=[[float(v) for v in row] for row in rec.values])
-'''
-
-
-def learner_inputs(rng, kind):
-    """Model weights and uneven mini-batches for one scenario (plain data, for both runs)."""
-    if kind == "3v7":
-        weights = [rand(rng, 1, 784, scale=0.05), rand(rng, 1, scale=0.05)]
-        classes, lr, epochs = None, float(rng.uniform(0.5, 1.5)), 1
-    elif kind == "10":
-        weights = [rand(rng, 16, 784, scale=0.05), rand(rng, 16, scale=0.05),
-                   rand(rng, 10, 16, scale=0.3), rand(rng, 10, scale=0.1)]
-        classes, lr, epochs = 10, float(rng.uniform(0.05, 0.3)), 2
-    else:
-        weights = [rand(rng, 12, 784, scale=0.05), rand(rng, 12, scale=0.05),
-                   1 + rand(rng, 12, scale=0.1), rand(rng, 12, scale=0.1),
-                   rand(rng, 10, 12, scale=0.3), rand(rng, 10, scale=0.1)]
-        classes, lr, epochs = 10, float(rng.uniform(0.05, 0.2)), 2
-
-    def batches(sizes):
-        xs = [torch.from_numpy(rng.random((n, 784), dtype="float32")) for n in sizes]
-        if classes is None:
-            ys = [torch.from_numpy(rng.integers(0, 2, (n, 1)).astype("float32")) for n in sizes]
-        else:
-            ys = [torch.from_numpy(rng.integers(0, classes, n)) for n in sizes]
-        return xs, ys
-
-    bs = int(rng.integers(6, 12))
-    train_x, train_y = batches([bs] * int(rng.integers(3, 5)) + [int(rng.integers(2, bs))])
-    valid_x, valid_y = batches([bs + 2, int(rng.integers(2, bs))])
-    return dict(kind=kind, weights=weights, train_x=train_x, train_y=train_y,
-                valid_x=valid_x, valid_y=valid_y, lr=lr, epochs=epochs)
-
-
-def run_reference(code, **inputs):
-    scope = {"Learner": ref.Learner}
-    scope.update(inputs)
-    exec(compile(code, "<reference run>", "exec"), scope)
-    return scope["result"]
-
-
 def _learner_runs(student, config, kind):
     if not student.has("Learner"):
         raise NotDefined("Learner")
     inputs = learner_inputs(seeded_rng(config, f"learner::{kind}"), kind)
-    got = student.run(LEARNER_RUN, **inputs)
+    got = probes.run(student, training.learner_run, **inputs)
     check(isinstance(got, dict) and {"state", "steps", "losses", "values", "opt_calls",
                                      "forwards"} <= set(got),
           "the Learner check produced no readable result")
-    return got, run_reference(LEARNER_RUN, **inputs), inputs
+    return got, probes.run_here(training.learner_run, names={"Learner": ref.Learner}, **inputs), inputs
 
 
 @pytest.fixture(scope="module")
 def learner_runs(student, request):
     """The three scenarios, each run once (lazily) and shared by the checks."""
-    cache = {}
-
-    def get(kind):
-        if kind not in cache:
-            try:
-                cache[kind] = ("ok", _learner_runs(student, request.config, kind))
-            except Exception as exc:   # the same failure for every check that uses it
-                cache[kind] = ("raised", exc)
-        status, value = cache[kind]
-        if status == "raised":
-            raise value
-        return value
-    return get
+    return probes.shared(lambda kind: _learner_runs(student, request.config, kind))
 
 
 SCENARIOS = {"3v7": "the 3-vs-7 linear model with a margin loss, one epoch",
@@ -387,19 +239,6 @@ def test_learner_calls_optimizer_once_and_model_once_per_batch(learner_runs):
 
 
 # ================================================================================ load_split
-LOAD_SPLIT = '''
-import tempfile, pathlib
-import numpy as np
-from PIL import Image
-root = pathlib.Path(tempfile.mkdtemp())
-for digit, name, image in zip(digits, names, images):
-    (root / str(digit)).mkdir(exist_ok=True)
-    Image.fromarray(np.asarray(image, dtype=np.uint8), mode="L").save(root / str(digit) / name)
-x, y = load_split(str(root) if as_text else root)
-result = dict(x=x, y=y)
-'''
-
-
 def load_split_case(student, rng, digits_present, per_digit, as_text=False):
     digits, names, images = [], [], []
     for d in digits_present:
@@ -408,7 +247,8 @@ def load_split_case(student, rng, digits_present, per_digit, as_text=False):
             digits.append(int(d))
             names.append(f"{k}.png")
             images.append(rng.integers(0, 256, (28, 28), dtype=np.uint8))
-    got = student.run(LOAD_SPLIT, digits=digits, names=names, images=images, as_text=as_text)
+    got = probes.run(student, folder_probes.load_split_of_folder, digits=digits, names=names,
+                     images=images, as_text=as_text)
     check(isinstance(got, dict) and {"x", "y"} <= set(got), "load_split should return (x, y)")
     order = sorted(range(len(digits)), key=lambda i: (digits[i], names[i]))
     want_x = torch.from_numpy(np.stack([images[i] for i in order])).float() / 255
@@ -439,88 +279,6 @@ def test_load_split_all_ten_digits_from_a_string_path(student, rng):
     expect_close(got["x"], want_x, "x", on="all ten digit folders, the folder given as a string")
 
 
-# ================================================================================ softmax
-# Names whose call means PyTorch did the work (functions, methods and modules).
-FORBIDDEN_SOFTMAX = {"softmax", "log_softmax", "_softmax", "Softmax", "LogSoftmax", "softmin"}
-FORBIDDEN_CE = FORBIDDEN_SOFTMAX | {"cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss"}
-
-
-def expect_written_by_hand(notebook, name, forbidden, advice):
-    """From the source, in the grader: ``name`` (and the notebook functions it calls) calls none
-    of ``forbidden`` (the student's own ``softmax`` is theirs to call) and hides nothing."""
-    source_checks.expect_no_evasion(notebook, name)
-    code = source_checks.function_code(notebook, name)
-    used = set()
-    for fn in code.nodes.values():
-        for node in ast.walk(fn):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            if isinstance(func, ast.Attribute) and func.attr in forbidden:
-                used.add(func.attr)
-            elif isinstance(func, ast.Name) and func.id in forbidden \
-                    and func.id not in code.nodes:
-                used.add(func.id)
-    check(not used, f"{name} should be written by hand ({advice}), not with PyTorch's "
-                    f"{sorted(used)[0] if used else ''}")
-
-
-@pytest.mark.exercise("softmax")
-def test_softmax_random_scores(student, rng):
-    x = rand(rng, int(rng.integers(2, 30)), int(rng.integers(2, 12)), scale=3)
-    expect_close(student.call("softmax", x), ref.softmax(x), "softmax(x)", on=f"random scores {tuple(x.shape)}")
-
-
-@pytest.mark.exercise("softmax")
-def test_softmax_last_axis_of_rank_3(student, rng):
-    x = rand(rng, 3, int(rng.integers(2, 6)), int(rng.integers(2, 9)), scale=2)
-    expect_close(student.call("softmax", x), ref.softmax(x), "softmax(x)",
-                 on=f"a rank-3 tensor {tuple(x.shape)} (softmax along the last axis)")
-
-
-@pytest.mark.exercise("softmax")
-def test_softmax_huge_scores_stay_finite(student, rng):
-    x = rand(rng, 6, 10, scale=400) + 1000
-    expect_close(student.call("softmax", x), ref.softmax(x), "softmax(x)",
-                 on="scores near 1000 (subtract each row's max before exp)")
-
-
-@pytest.mark.exercise("softmax")
-def test_softmax_written_by_hand(student, rng, notebook):
-    """Read from the source; only for a softmax that works (a stub is not "by hand")."""
-    x = rand(rng, 4, 7)
-    expect_close(student.call("softmax", x), ref.softmax(x), "softmax(x)", on="random scores (4, 7)")
-    expect_written_by_hand(notebook, "softmax", FORBIDDEN_SOFTMAX, "with exp and sum")
-
-
-# ================================================================================ cross_entropy
-# A single floating-point number of shape () (the notebook asks for "a tensor with no
-# dimensions"); True/False values or integers are not a loss.
-@pytest.mark.exercise("cross_entropy")
-def test_cross_entropy_random_scores(student, rng):
-    n, k = int(rng.integers(2, 40)), int(rng.integers(2, 12))
-    logits, targets = rand(rng, n, k, scale=3), torch.from_numpy(rng.integers(0, k, n))
-    expect_close(student.call("cross_entropy", logits, targets), ref.cross_entropy(logits, targets),
-                 "cross_entropy(logits, targets)", on=f"random scores for {n} items and {k} classes")
-
-
-@pytest.mark.exercise("cross_entropy")
-def test_cross_entropy_huge_scores_stay_finite(student, rng):
-    logits = rand(rng, 8, 10, scale=300) + 1000
-    targets = torch.from_numpy(rng.integers(0, 10, 8))
-    expect_close(student.call("cross_entropy", logits, targets), ref.cross_entropy(logits, targets),
-                 "cross_entropy(logits, targets)", on="scores near 1000 (use logsumexp)")
-
-
-@pytest.mark.exercise("cross_entropy")
-def test_cross_entropy_written_by_hand(student, rng, notebook):
-    """Read from the source; only for a cross_entropy that works."""
-    logits, targets = rand(rng, 5, 4), torch.from_numpy(rng.integers(0, 4, 5))
-    expect_close(student.call("cross_entropy", logits, targets), ref.cross_entropy(logits, targets),
-                 "cross_entropy(logits, targets)", on="random scores for 5 items and 4 classes")
-    expect_written_by_hand(notebook, "cross_entropy", FORBIDDEN_CE, "indexing and logsumexp")
-
-
 # ================================================================================ digit_means
 # Mean images: floating-point numbers only, shape (10, h, w) exactly.
 @pytest.mark.exercise("digit_means")
@@ -548,7 +306,7 @@ def test_nearest_mean_random_images(student, rng):
     means = torch.from_numpy(rng.random((10, 28, 28), dtype="float32"))
     n = int(rng.integers(5, 50))
     pick = torch.from_numpy(rng.integers(0, 10, n))
-    x = means[pick] + rand(rng, n, 28, 28, scale=0.3)
+    x = means[pick] + randn(rng, n, 28, 28, scale=0.3)
     got = student.call("nearest_mean", means, x)
     expect_close(got, ref.nearest_mean(means, x), "nearest_mean(means, x)", on=f"{n} noisy random images")
 
@@ -562,7 +320,7 @@ def test_nearest_mean_uses_squared_differences(student, rng):
     means[a] = 1.0
     means[b] = 0.0
     means[b, int(rng.integers(4)), int(rng.integers(4))] = 6.0
-    x = rand(rng, 1, 4, 4, scale=0.01)
+    x = randn(rng, 1, 4, 4, scale=0.01)
     got = student.call("nearest_mean", means, x)
     expect_close(got, torch.tensor([a]), "nearest_mean(means, x)",
                  on="an image whose nearest mean by root mean squared difference (RMSE) is not the "
@@ -572,7 +330,7 @@ def test_nearest_mean_uses_squared_differences(student, rng):
 @pytest.mark.exercise("nearest_mean")
 def test_nearest_mean_broadcasts(student, rng, notebook):
     """Read from the source; only for a nearest_mean that works."""
-    means, x = rand(rng, 10, 6, 6), rand(rng, 7, 6, 6)
+    means, x = randn(rng, 10, 6, 6), randn(rng, 7, 6, 6)
     expect_close(student.call("nearest_mean", means, x), ref.nearest_mean(means, x),
                  "nearest_mean(means, x)", on="7 random images")
     source_checks.expect_no_evasion(notebook, "nearest_mean")
@@ -580,27 +338,78 @@ def test_nearest_mean_broadcasts(student, rng, notebook):
         notebook, "nearest_mean", "compare all images with all means at once (broadcasting)")
 
 
+# ================================================================================ softmax
+# Names whose call means PyTorch did the work (functions, methods and modules).
+FORBIDDEN_SOFTMAX = {"softmax", "log_softmax", "_softmax", "Softmax", "LogSoftmax", "softmin"}
+FORBIDDEN_CE = FORBIDDEN_SOFTMAX | {"cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss"}
+
+
+@pytest.mark.exercise("softmax")
+def test_softmax_random_scores(student, rng):
+    x = randn(rng, int(rng.integers(2, 30)), int(rng.integers(2, 12)), scale=3)
+    expect_close(student.call("softmax", x), ref.softmax(x), "softmax(x)", on=f"random scores {tuple(x.shape)}")
+
+
+@pytest.mark.exercise("softmax")
+def test_softmax_last_axis_of_rank_3(student, rng):
+    x = randn(rng, 3, int(rng.integers(2, 6)), int(rng.integers(2, 9)), scale=2)
+    expect_close(student.call("softmax", x), ref.softmax(x), "softmax(x)",
+                 on=f"a rank-3 tensor {tuple(x.shape)} (softmax along the last axis)")
+
+
+@pytest.mark.exercise("softmax")
+def test_softmax_huge_scores_stay_finite(student, rng):
+    x = randn(rng, 6, 10, scale=400) + 1000
+    expect_close(student.call("softmax", x), ref.softmax(x), "softmax(x)",
+                 on="scores near 1000 (subtract each row's max before exp)")
+
+
+@pytest.mark.exercise("softmax")
+def test_softmax_written_by_hand(student, rng, notebook):
+    """Read from the source; only for a softmax that works (a stub is not "by hand")."""
+    x = randn(rng, 4, 7)
+    expect_close(student.call("softmax", x), ref.softmax(x), "softmax(x)", on="random scores (4, 7)")
+    expect_written_by_hand(notebook, "softmax", FORBIDDEN_SOFTMAX, "with exp and sum")
+
+
+# ================================================================================ cross_entropy
+# A single floating-point number of shape () (the notebook asks for "a tensor with no
+# dimensions"); True/False values or integers are not a loss.
+@pytest.mark.exercise("cross_entropy")
+def test_cross_entropy_random_scores(student, rng):
+    n, k = int(rng.integers(2, 40)), int(rng.integers(2, 12))
+    logits, targets = randn(rng, n, k, scale=3), torch.from_numpy(rng.integers(0, k, n))
+    expect_close(student.call("cross_entropy", logits, targets), ref.cross_entropy(logits, targets),
+                 "cross_entropy(logits, targets)", on=f"random scores for {n} items and {k} classes")
+
+
+@pytest.mark.exercise("cross_entropy")
+def test_cross_entropy_huge_scores_stay_finite(student, rng):
+    logits = randn(rng, 8, 10, scale=300) + 1000
+    targets = torch.from_numpy(rng.integers(0, 10, 8))
+    expect_close(student.call("cross_entropy", logits, targets), ref.cross_entropy(logits, targets),
+                 "cross_entropy(logits, targets)", on="scores near 1000 (use logsumexp)")
+
+
+@pytest.mark.exercise("cross_entropy")
+def test_cross_entropy_written_by_hand(student, rng, notebook):
+    """Read from the source; only for a cross_entropy that works."""
+    logits, targets = randn(rng, 5, 4), torch.from_numpy(rng.integers(0, 4, 5))
+    expect_close(student.call("cross_entropy", logits, targets), ref.cross_entropy(logits, targets),
+                 "cross_entropy(logits, targets)", on="random scores for 5 items and 4 classes")
+    expect_written_by_hand(notebook, "cross_entropy", FORBIDDEN_CE, "indexing and logsumexp")
+
+
 # ================================================================================ pick_device
-PICK_DEVICE = '''
-import torch
-_real = torch.cuda.is_available
-torch.cuda.is_available = lambda: gpu
-try:
-    result = str(torch.device(pick_device()).type)
-finally:
-    torch.cuda.is_available = _real
-'''
-
-
 @pytest.mark.exercise("pick_device")
 def test_pick_device_cpu_without_gpu(student):
-    kind = student.run(PICK_DEVICE, gpu=False)
+    kind = probes.run(student, model_probes.device_picked, gpu=False)
     check(kind == "cpu", "without a GPU pick_device() should give the CPU")
 
 
 @pytest.mark.exercise("pick_device")
 def test_pick_device_cuda_with_gpu(student):
-    kind = student.run(PICK_DEVICE, gpu=True)
+    kind = probes.run(student, model_probes.device_picked, gpu=True)
     check(kind == "cuda", "when torch.cuda.is_available() is true pick_device() should give cuda")
 
 
@@ -623,7 +432,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "AdaptiveAvgPool2d": ("output_size",), "AdaptiveMaxPool2d": ("output_size",),
     "Dropout": ("p",), "Dropout2d": ("p",), "Identity": (),
 }
-MAX_LAYERS = 200
+MAX_LAYERS = 200               # modules in the model, nn.Sequential blocks included
 MAX_MACS = 25_000_000          # multiply-adds per image, so the grader can test 10,000 images
 MAX_ACTIVATIONS = 1_000_000    # numbers in any layer's output, per image
 EVAL_SECONDS = 60              # the grader's own time for the 10,000 test images
@@ -638,122 +447,10 @@ PREDICT_PROBE = 500            # training images predict_digits is asked about (
 # limit: a test-set model that learns the relabeling fits under any limit honest code fits under.
 MAX_CARRIED_BYTES = 12_000
 
-DESCRIBE = '''
-import torch
-from torch import nn
-
-def _describe(m, depth=0):
-    t = type(m)
-    name = t.__name__ if t.__module__.startswith("torch.nn.modules.") else f"{t.__module__}.{t.__qualname__}"
-    if t is nn.Sequential and depth < 8:
-        return [name, [_describe(c, depth + 1) for c in m]]
-    args = {}
-    for a in _layer_args.get(name, []):
-        v = getattr(m, a, None)
-        args[a] = (v is not None) if a == "bias" else (list(v) if isinstance(v, tuple) else v)
-    return [name, args]
-'''
-
-DESCRIBE_MODEL = DESCRIBE + '''
-torch.manual_seed(0)
-result = _describe(make_model())
-'''
-
-TRAIN_AND_PREDICT = DESCRIBE + '''
-torch.manual_seed(seed)
-model = make_model()
-before = _describe(model)
-model.load_state_dict({k: torch.as_tensor(v).clone() for k, v in state.items()})
-train_digits(model, torch.from_numpy(train_images).float().div_(255).unsqueeze(1),
-             torch.from_numpy(train_labels).long())
-after = _describe(model)
-weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-preds = predict_digits(model, torch.from_numpy(probe_images).float().div_(255).unsqueeze(1))
-result = dict(before=before, after=after, state=weights, preds=torch.as_tensor(preds).detach().cpu())
-'''
-
-
-class ModelProblem(Mismatch):
-    pass
-
-
-def _plain_arg(value, where):
-    if isinstance(value, list):
-        check(1 <= len(value) <= 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
-              f"{where}: a tuple argument should hold 1 to 4 whole numbers")
-        return tuple(value)
-    check(value is None or isinstance(value, (bool, int, float, str)), f"{where}: an unreadable argument")
-    if isinstance(value, str):
-        check(len(value) <= 20, f"{where}: an unreadable argument")
-    if isinstance(value, int) and not isinstance(value, bool):
-        check(-8 <= value <= 100_000, f"{where}: a layer size or argument out of range")
-    if isinstance(value, float):
-        check(math.isfinite(value), f"{where}: an argument that is not a finite number")
-    return value
-
-
-def build_model(spec, counter=None, where="make_model()") -> nn.Module:
-    """The grader's own model from the plain-data architecture ``spec`` (``[name, args]`` or
-    ``["Sequential", [children]]``), built of torch.nn's classes only."""
-    counter = counter if counter is not None else [0]
-    check(isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str),
-          "make_model() should return an nn.Sequential of the allowed layers")
-    name, body = spec
-    counter[0] += 1
-    check(counter[0] <= MAX_LAYERS, f"the model has more than {MAX_LAYERS} layers")
-    if name == "Sequential":
-        check(isinstance(body, list) and body, f"{where}: an empty or unreadable nn.Sequential")
-        return nn.Sequential(*[build_model(c, counter, f"{where}[{i}]") for i, c in enumerate(body)])
-    shown = name if len(name) <= 60 and name.replace(".", "").replace("_", "").isalnum() else "a layer"
-    check(name in LAYERS, f"{where} is {shown}, which is not one of the allowed layers (nn.Sequential "
-                          f"of {', '.join(sorted(LAYERS))}: see the notebook)")
-    check(isinstance(body, dict) and set(body) == set(LAYERS[name]),
-          f"{where} ({name}): its arguments could not be read")
-    kwargs = {k: _plain_arg(v, f"{where} ({name})") for k, v in body.items()}
-    try:
-        return getattr(nn, name)(**kwargs)
-    except Exception:
-        raise ModelProblem(f"{where} ({name}): the grader cannot build this layer from its "
-                           f"arguments") from None
-
-
-def model_cost(spec) -> dict:
-    """Size and cost measured on PyTorch's meta device (no memory, no arithmetic): the numbers
-    of state (parameters and buffers), multiply-adds and largest layer output per image, and
-    the output shape for 2 images."""
-    with torch.device("meta"):
-        model = build_model(spec)
-    state = sum(t.numel() for t in model.state_dict().values())
-    check(0 < state <= ref.MAX_PARAMETERS,
-          f"the model holds {state:,} numbers (parameters and buffers together); between 1 and "
-          f"{ref.MAX_PARAMETERS:,} are allowed")
-    cost = dict(macs=0, biggest=0)
-
-    def hook(module, inputs, output):
-        if isinstance(output, torch.Tensor):
-            per_image = output.numel() // 2
-            cost["biggest"] = max(cost["biggest"], per_image)
-            if isinstance(module, nn.Conv2d):
-                cost["macs"] += per_image * module.in_channels // module.groups * math.prod(module.kernel_size)
-            elif isinstance(module, nn.Linear):
-                cost["macs"] += per_image * module.in_features
-
-    for m in model.modules():
-        m.register_forward_hook(hook)
-    model.eval()
-    try:
-        out = model(torch.empty(2, 1, 28, 28, device="meta"))
-    except Exception:
-        raise ModelProblem("the model cannot run on images of shape (n, 1, 28, 28) (its layers do "
-                           "not fit together)") from None
-    check(isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 10),
-          f"the model should map images (n, 1, 28, 28) to scores (n, 10), it gives "
-          f"{tuple(out.shape) if isinstance(out, torch.Tensor) else 'something else'} for n = 2")
-    check(cost["macs"] <= MAX_MACS, f"the model needs {cost['macs']:,} multiply-adds per image; at "
-                                    f"most {MAX_MACS:,} are allowed")
-    check(cost["biggest"] <= MAX_ACTIVATIONS, f"a layer of the model outputs {cost['biggest']:,} numbers "
-                                              f"per image; at most {MAX_ACTIVATIONS:,} are allowed")
-    return dict(state=state, **cost)
+LIMITS = model_rebuild.Limits(layers=LAYERS, max_layers=MAX_LAYERS, max_state=MAX_PARAMETERS,
+                              max_macs=MAX_MACS, max_activations=MAX_ACTIVATIONS)
+RELEASED = Path("a4_further_research") / "further_research.ipynb"   # carried_bytes' context
+LAYER_ARGS = {k: list(v) for k, v in LAYERS.items()}     # what the sandbox describes a layer by
 
 
 @pytest.fixture(scope="module")
@@ -761,64 +458,9 @@ def model_spec(student):
     """make_model()'s architecture as plain data, checked here: (spec, cost)."""
     if not student.has("make_model"):
         raise NotDefined("make_model")
-    spec = student.run(DESCRIBE_MODEL, _layer_args={k: list(v) for k, v in LAYERS.items()})
-    return spec, model_cost(spec)
-
-
-def notebook_text(cells) -> bytes:
-    """The cells as one text: each cell's type, then its source, in order (so that the types
-    and the order of cells count too, not only what they say)."""
-    return "".join(f"\n\x1e{c.get('cell_type')}\n{c.get('source', '')}" for c in cells).encode(
-        "utf-8", errors="surrogatepass")
-
-
-def _xz_size(parts, stop_above: int | None = None) -> int:
-    """Bytes of ``parts`` (an iterable of bytes) compressed with lzma at preset 9, streamed;
-    once the output passes ``stop_above`` the rest is not compressed (a 256 MB notebook of
-    random text would take minutes) and the size so far, already over, is returned."""
-    xz = lzma.LZMACompressor(preset=9)
-    size = 0
-    for part in parts:
-        for i in range(0, len(part), 1 << 18):
-            size += len(xz.compress(part[i:i + (1 << 18)]))
-            if stop_above is not None and size > stop_above:
-                return size
-    return size + len(xz.flush())
-
-
-def carried_bytes(cells, released_cells, stop_above: int | None = None) -> int:
-    """How many bytes of information the notebook's cells carry beyond the notebook as released:
-    the lzma-compressed size of the released notebook followed by this one, minus that of the
-    released notebook followed by itself. Everything in the text counts (code, comments,
-    literals, names, markdown, written answers, how many cells and where): any of it can hold
-    data, while compression makes what repeats or was given cheap (the released cells, the
-    student's own repeated boilerplate), so a dense table costs what it holds. The untouched
-    release carries 0. ``stop_above``: stop compressing once over it (see ``_xz_size``)."""
-    context = notebook_text(released_cells) + b"\n\x1d"
-    base = _xz_size([context, notebook_text(released_cells)])
-    limit = None if stop_above is None else base + stop_above
-    return max(0, _xz_size([context, notebook_text(cells)], limit) - base)
-
-
-def released_cells(config) -> list[dict]:
-    """The notebook as released to students (the context ``carried_bytes`` measures against):
-    the course's release/, else the kit's, else its source notebook (trusted, the kit's own)."""
-    from mnistkit.paths import RELEASE, SOURCE
-    source_root = Path(config.getoption("--course-source") or SOURCE)
-    name = Path("a4_further_research") / "further_research.ipynb"
-    for path in (source_root.parent / "release" / name, RELEASE / name, source_root / name):
-        if path.is_file():
-            return read_cells(path)
-    return []
-
-
-def relabeling(rng: np.random.Generator) -> np.ndarray:
-    """A random derangement of the ten digits (no digit keeps its label): ``new = r[old]``.
-    Weights prepared elsewhere and loaded as they are then score about 0%, not a tenth."""
-    while True:
-        r = rng.permutation(10)
-        if not (r == np.arange(10)).any():
-            return r
+    spec = probes.run(student, model_probes.model_described, model_probes.describe,
+                      layer_args=LAYER_ARGS)
+    return spec, model_rebuild.model_cost(spec, LIMITS)
 
 
 @pytest.fixture(scope="module")
@@ -841,53 +483,35 @@ def trained(student, model_spec, relabel, request):
     rng = seeded_rng(request.config, "train_digits::init")
     seed = int(rng.integers(2**31))
     torch.manual_seed(seed)
-    model = build_model(spec)
+    model = model_rebuild.build_model(spec, LIMITS)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     mnist = shipped_mnist()
     probe = rng.choice(len(mnist.train_images), PREDICT_PROBE, replace=False)
     start = time.perf_counter()
-    got = student.run_for(ref.TRAIN_SECONDS, TRAIN_AND_PREDICT,
-                          _layer_args={k: list(v) for k, v in LAYERS.items()}, seed=seed, state=state,
-                          train_images=mnist.train_images,
-                          train_labels=relabel[mnist.train_labels].astype(np.int64),
-                          probe_images=mnist.train_images[probe])
+    got = probes.run_for(student, TRAIN_SECONDS, model_probes.train_and_predict,
+                         model_probes.describe, layer_args=LAYER_ARGS, seed=seed, state=state,
+                         train_images=mnist.train_images,
+                         train_labels=relabel[mnist.train_labels].astype(np.int64),
+                         probe_images=mnist.train_images[probe])
     seconds = time.perf_counter() - start
     check(isinstance(got, dict) and {"before", "after", "state", "preds"} <= set(got),
           "training produced no readable result")
     check(got["before"] == spec, "make_model() built a different model on a second call")
     check(got["after"] == spec, "train_digits should train the model's weights, not change its layers")
-    trained_state = got["state"]
-    check(isinstance(trained_state, dict) and set(trained_state) == set(state),
-          "the trained model's weights do not match its layers")
-    for key, fresh in state.items():
-        t = as_tensor(trained_state[key], f"the trained weight {key}")
-        check(tuple(t.shape) == tuple(fresh.shape), f"the trained weight {key} has the wrong shape")
-        allowed = "fi" if kind_of(fresh) == "f" else "i"
-        check(kind_of(t) in allowed, f"the trained weight {key} holds {t.dtype}")
-        trained_state[key] = t.to(fresh.dtype)
-    model.load_state_dict(trained_state)
-    model.eval()
-    model.chunk = max(1, min(500, EVAL_NUMBERS // max(cost["biggest"], 1)))
+    model_rebuild.load_trained(model, state, got["state"], cost["biggest"], EVAL_NUMBERS)
     return model, got, mnist.train_images[probe], seconds
 
 
-@torch.no_grad()
-def grader_predictions(model, images, seconds=EVAL_SECONDS) -> torch.Tensor:
-    """The rebuilt model's digits for uint8 images, in the grader, in chunks, within ``seconds``."""
-    out, start, chunk = [], time.perf_counter(), getattr(model, "chunk", 500)
-    for i in range(0, len(images), chunk):
-        x = torch.from_numpy(images[i:i + chunk]).float().div_(255).unsqueeze(1)
-        out.append(model(x).argmax(1))
-        check(time.perf_counter() - start <= seconds, "the model is too slow for the grader to test "
-                                                      f"on 10,000 images within {seconds} s")
-    return torch.cat(out)
+def grader_predictions(model, images):
+    """The rebuilt model's digits for uint8 images, computed here within ``EVAL_SECONDS``."""
+    return model_rebuild.grader_predictions(model, images, EVAL_SECONDS)
 
 
 @pytest.fixture(scope="module")
 def digit_accuracy(trained, relabel, notebook, request):
     """(accuracy on the 10,000 test images against their relabeled digits, training seconds),
     computed here; no accuracy at all for a notebook over ``MAX_CARRIED_BYTES``."""
-    carried = carried_bytes(read_cells(notebook), released_cells(request.config),
+    carried = carried_bytes(read_cells(notebook), released_cells(request.config, RELEASED),
                             stop_above=MAX_CARRIED_BYTES)
     check(carried <= MAX_CARRIED_BYTES,
           f"your notebook's text (code, comments, markdown, written answers) holds at least "
@@ -920,7 +544,7 @@ def test_predict_digits_gives_the_models_digits(trained):
 
 
 @pytest.mark.exercise("train_digits")
-@pytest.mark.parametrize("threshold", ref.ACCURACY_THRESHOLDS, ids=lambda t: f"{t:.0%}")
+@pytest.mark.parametrize("threshold", ACCURACY_THRESHOLDS, ids=lambda t: f"{t:.0%}")
 def test_trained_model_accuracy(digit_accuracy, threshold):
     accuracy, seconds = digit_accuracy
     check(accuracy >= threshold, f"test accuracy {accuracy:.2%} (trained in {seconds:.0f} s) is below "

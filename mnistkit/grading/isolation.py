@@ -29,6 +29,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from mnistkit.grading import probes
 from mnistkit.grading.student import NotDefined, NotPlainData, Student, StudentCodeError
 
 
@@ -51,6 +52,13 @@ class Neutral:
     """A kit-made stand-in for dependency ``name``: ``source`` defines a function ``name``."""
     name: str
     source: str
+
+    @classmethod
+    def of(cls, name: str, function, *helpers) -> "Neutral":
+        """The stand-in ``name`` made from a kit function of the grader's (its source, renamed
+        ``name``, after that of the ``helpers`` it calls): kit code, never the reference's."""
+        text = probes.source(*helpers, function)
+        return cls(name, text.replace(f"def {function.__name__}(", f"def {name}(", 1))
 
     def spec(self) -> dict:
         return {"kind": "neutral", "name": self.name, "source": self.source}
@@ -158,11 +166,15 @@ del _isolate
 '''
 
 
-def probe(student: Student, targets, body: str, *, stand_ins=(), overrides=None, **inputs):
+def probe(student: Student, targets, body, *, stand_ins=(), overrides=None, helpers=(), **inputs):
     """Run ``body`` in the student's namespace with ``stand_ins`` (``Answers``/``Neutral``) and
     ``overrides`` (plain data for notebook globals) in place for the student's ``targets``
     (names of the functions under test, which ``body`` calls by name). Returns the value
-    ``body`` assigns to ``result``; errors name the first target."""
+    ``body`` assigns to ``result``; errors name the first target. ``body`` is program text or a
+    probe function (``mnistkit.grading.probes``: its source, and that of ``helpers``, is sent,
+    and its result returned)."""
+    if callable(body):
+        body = probes.program(body, *helpers)
     targets = [targets] if isinstance(targets, str) else list(targets)
     for name in targets:
         if not student.has(name):
