@@ -38,11 +38,13 @@ from nbgrader import preprocessors as nbp  # noqa: E402
 
 from mnistkit.release_banner import AddReleaseBanner, FeedbackBanner  # noqa: E402
 from mnistkit.selfcheck_hints import AddErrorHints  # noqa: E402
+from mnistkit.authoring.mutants import RemoveAuthoringCells  # noqa: E402
 
 # nbgrader 0.9.6's own list (converters/generate_assignment.py), with the banner and the hints
-# first (the hints read what answer cells define, so before ClearSolutions).
+# first (the hints read what answer cells define, so before ClearSolutions). The instructors'
+# authoring cells (mutants, the reference prelude) go before anything else reads the notebook.
 c.GenerateAssignment.preprocessors = [
-    AddReleaseBanner, AddErrorHints, nbp.IncludeHeaderFooter, nbp.InstantiateTests, nbp.LockCells,
+    RemoveAuthoringCells, AddReleaseBanner, AddErrorHints, nbp.IncludeHeaderFooter, nbp.InstantiateTests, nbp.LockCells,
     nbp.ClearSolutions, nbp.ClearOutput, nbp.CheckCellMetadata, nbp.ComputeChecksums,
     nbp.SaveCells, nbp.ClearHiddenTests, nbp.ClearMarkScheme, nbp.ComputeChecksums,
     nbp.CheckCellMetadata,

@@ -34,10 +34,6 @@ from solutions import a1_pixel_similarity as ref
 
 ex = pytest.mark.exercise
 
-# Exercises whose code the grader reads (their technique): before each of their checks, the
-# code it read is defined again in the student's namespace (plugin.rebind_read_code).
-CODE_READ = {"odd_doubled", "mnist_distance"}
-
 # --- shared helpers ----------------------------------------------------------------------------
 
 mnist = shipped_mnist

@@ -37,10 +37,6 @@ from mnistkit.grading.seeded import uniform as rand
 from solutions import a2_gradient_descent as ref
 
 ex = pytest.mark.exercise
-# Exercises whose code the grader reads (their technique): before each of their checks, the
-# code it read is defined again in the student's namespace (plugin.rebind_read_code).
-CODE_READ = {"mnist_loss"}
-
 # --------------------------------------------------------------------------------------------
 # Stand-ins: the grader's own functions (mnistkit.grading.stand_ins), not an answer to any
 # exercise, sent as source under the dependency's name.

@@ -48,10 +48,6 @@ from solutions import a3_training_loop as ref
 
 ex = pytest.mark.exercise
 
-# Exercises whose code the grader reads (their technique): before each of their checks, the
-# code it read is defined again in the student's namespace (plugin.rebind_read_code).
-CODE_READ = {"flatten_images", "init_params", "linear1", "relu", "relu_module"}
-
 # ------------------------------------------------------------------- the grader's own stand-ins
 # A loss that is not the notebook's mnist_loss nor any exercise's answer (log-cosh of a squashed
 # score against shifted targets), a gradient helper with another loss, a metric that is not an

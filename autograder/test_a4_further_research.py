@@ -65,10 +65,6 @@ MAX_PARAMETERS = 2_000_000
 
 CLAIM = 0.1     # weight of a check resting on what the sandbox reports about the student's code
 
-# Exercises whose code the grader reads (their technique): before each of their checks, the
-# code it read is defined again in the student's namespace (plugin.rebind_read_code).
-CODE_READ = {"softmax", "cross_entropy", "nearest_mean"}
-
 # ================================================================================ MomentumSGD
 def momentum_case(student, rng, mom, steps=4):
     """The probe's own tensors after ``steps`` steps (so a step that rebinds new tensors instead

@@ -127,9 +127,29 @@ def differences(built: Path, committed: Path) -> list[str]:
     return stale
 
 
+def make_references(check: bool, report=print) -> list[str]:
+    """First `mnistkit check` (a course with gaps is not built), then ``solutions/`` from the
+    source notebooks' answer cells (``mnistkit.authoring.references``); with ``check``, only
+    the stale ones listed."""
+    from mnistkit.authoring import gaps, references
+    found = gaps.course_gaps(references_made=False)
+    if found:
+        raise BuildError(f"`mnistkit check` found {len(found)} gap(s):\n"
+                         + "\n".join(f"  {gap}" for gap in found))
+    stale = []
+    for assignment in catalog.assignments():
+        name = f"solutions/{assignment}.py"
+        if check and references.stale(assignment):
+            stale.append(name)
+            report(f"  {name:<36} stale: made from an older source notebook")
+        elif not check and references.write(assignment):
+            report(f"  {name:<36} rewritten from the source notebook")
+    return stale
+
+
 def build(check: bool = False, report=print) -> list[str]:
     """Rebuild release/ (or, with check, list what is stale without writing anything)."""
-    stale_all = []
+    stale_all = make_references(check, report)
     names = catalog.assignments()
     with tempfile.TemporaryDirectory(prefix="mnistkit-build-") as tmp:
         everything = generate("*", Path(tmp))

@@ -3,7 +3,8 @@
 Every graded cell of a source notebook is one exercise: a locked self-check code cell is an
 auto-graded exercise, a task cell is a hand-graded one. Its nbgrader ``grade_id`` is the
 exercise id used everywhere (hidden tests, reports); ``metadata.mnistkit.questionnaire`` lists
-the chapter's questionnaire items it answers.
+the chapter's questionnaire items it answers, ``reads_code`` marks an exercise whose code the
+grader reads (its technique checks: the plugin re-binds that code before each of its checks).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Exercise:
     points: float
     questionnaire: list[int] = field(default_factory=list)
     title: str = ""        # first line of the task text / self-check comment
+    reads_code: bool = False   # the grader reads its code (technique checks; metadata.mnistkit)
 
 
 def assignments(source: Path = SOURCE) -> list[str]:
@@ -63,7 +65,8 @@ def notebook_exercises(path: Path, assignment: str) -> list[Exercise]:
             id=meta["grade_id"], assignment=assignment, notebook=path.stem, kind=kind,
             points=float(meta.get("points", 0)),
             questionnaire=list(cell["metadata"].get("mnistkit", {}).get("questionnaire", [])),
-            title=_title(cell)))
+            title=_title(cell),
+            reads_code=bool(cell["metadata"].get("mnistkit", {}).get("reads_code"))))
     return found
 
 

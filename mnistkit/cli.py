@@ -105,6 +105,23 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    """`mnistkit check`: the gaps of every exercise's declaration (mnistkit/authoring/gaps.py)."""
+    import time
+
+    from mnistkit.authoring import gaps
+    started = time.perf_counter()
+    found = gaps.course_gaps()
+    for gap in found:
+        print(gap)
+    took = time.perf_counter() - started
+    if found:
+        print(f"{len(found)} gap(s) in the course's exercises ({took:.1f} s)", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"every exercise has its parts ({took:.1f} s)")
+    return 0
+
+
 def cmd_exercises(args) -> int:
     from mnistkit import catalog
     exercises = catalog.load()
@@ -127,10 +144,21 @@ def cmd_exercises(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    _existing_folder(args.submission, "SUBMISSION_DIR")
     _known_assignment(args.assignment)
     _new_or_existing(args.results, "--results", kind="file")
     from mnistkit.grading import cli as grading_cli  # the grading engine owns this verb
+    if args.reference:
+        if args.submission:
+            raise UsageError("give SUBMISSION_DIR or --reference, not both")
+        import tempfile
+
+        from mnistkit import examples
+        with tempfile.TemporaryDirectory(prefix="mnistkit-reference-") as tmp:
+            args.submission = str(examples.make("reference", args.assignment, Path(tmp) / "reference"))
+            return grading_cli.grade(args)
+    if not args.submission:
+        raise UsageError("give SUBMISSION_DIR (or --reference)")
+    _existing_folder(args.submission, "SUBMISSION_DIR")
     return grading_cli.grade(args)
 
 
@@ -226,6 +254,15 @@ def make_parser() -> argparse.ArgumentParser:
                    help="write nothing; exit 1 when release/ is out of date")
     p.set_defaults(func=cmd_build)
 
+    p = verbs.add_parser("check", help="name every gap in the exercises' declarations, in seconds",
+                         description="Read the source notebooks, the hidden test modules and "
+                         "solutions/ (no notebook runs, no sandbox) and print one line per gap: "
+                         "an answer cell out of place, no points, no reference, no hidden checks, "
+                         "no mutant, a self-check input the hidden checks reuse, a prompt that "
+                         "does not say what the checks enforce. Exit 1 when there is any. "
+                         "`mnistkit build` runs it first. See docs/authoring.md.")
+    p.set_defaults(func=cmd_check)
+
     p = verbs.add_parser("course", help="set the course up for nbgrader (gradebook, exchange)",
                          description="Make this checkout an nbgrader course: every assignment "
                          "into the gradebook, the course id and exchange folder recorded, the "
@@ -254,8 +291,11 @@ def make_parser() -> argparse.ArgumentParser:
                          description="Run a submission's notebooks in the sandbox, grade them "
                          "against the reference solutions and write a Gradescope-style results.json. "
                          "Exits 0 when the submission was graded, whatever its score.")
-    p.add_argument("submission", metavar="SUBMISSION_DIR",
+    p.add_argument("submission", metavar="SUBMISSION_DIR", nargs="?",
                    help="a folder laid out like release/NAME/ with the notebooks filled in")
+    p.add_argument("--reference", action="store_true",
+                   help="grade the release with the source notebook's answers filled in instead "
+                   "(after adding or changing an exercise: every exercise should score full marks)")
     p.add_argument("--assignment", required=True, metavar="NAME", help="which assignment it is")
     p.add_argument("--results", metavar="FILE", default="results.json",
                    help="where to write results.json (default: ./results.json)")

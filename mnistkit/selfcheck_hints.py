@@ -3,8 +3,9 @@
 A student who leaves `stack_images` blank sees its self-check fail, and then every later cell
 that uses what that exercise makes fails too, with ``NameError: name 'a_3' is not defined`` and
 no word about the cause. The release therefore gets one more cell just before the notebook's
-first code cell, which installs an IPython handler for NameError and NotImplementedError
-(``set_custom_exc``). The cause is said in full once, at its first error (in nbgrader's Validate
+first code cell, a few locked lines that import ``error_hints.py`` (shipped beside the notebook,
+written by this preprocessor) and call its ``install``, which sets an IPython handler for
+NameError and NotImplementedError (``set_custom_exc``). The cause is said in full once, at its first error (in nbgrader's Validate
 list, the first failing cell); the later errors it causes name it in a line or two::
 
     NotImplementedError:
@@ -21,8 +22,16 @@ Why this design (and not another):
 - *At build time, from the notebook's syntax* (``ast``, after IPython's own transformation of
   magics), each code cell is reduced to the names it defines at top level and the names it
   needs to run (loads before any local binding; function bodies count only when called). The
-  table goes into the cell as plain literals: nothing is imported, nothing of the kit reaches
-  the student, and `mnistkit build` and `nbgrader generate_assignment` produce the same cell.
+  table goes into ``error_hints.py`` as plain literals, by notebook name: the module imports
+  nothing of the kit, and `mnistkit build` and `nbgrader generate_assignment` produce the same
+  file (``resources["outputs"]``, written beside the notebook by nbconvert's writer).
+- *Out of the students' way*: the first screen shows a short locked cell, not the ~150 lines
+  of the handler. nbgrader's release, fetch, submit, collect and autograde copy every file of
+  the assignment folder, ``.py`` files included, and a Jupyter kernel imports from the
+  notebook's folder. Where the module cannot be imported (a notebook copied on its own; the
+  grading sandbox, whose runner does not import from the submission's folder), the cell binds
+  a ``_grader_can_read`` that only says so and errors stay plain: the cell never fails. Graded
+  (``NBGRADER_EXECUTION=autograde``), ``install`` installs nothing.
   Names defined only inside a solution block (helpers of the reference answer) are left out:
   the table lists only names a released cell reads or defines, or its text quotes in backticks.
 - *At run time, the kernel's namespace decides*: the handler follows the missing name back
@@ -72,17 +81,11 @@ from mnistkit.cells import locked_code
 
 HINTS_MARK = "mnistkit-error-hints"       # the cell's id, and a key in its metadata
 HINTS_GRADE_ID = "setup-error-hints"       # its nbgrader grade id (a locked cell)
+HINTS_MODULE = "error_hints.py"            # shipped beside the notebook: the cell imports it
 SECTION = re.compile(r"^##\s+(.+?)\s*$", re.M)     # "## 2. A first idea: ..." (level 2 only)
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SNIPPET_CHARS = 40
-
-HEADER = """\
-# Error hints: run this cell like the others (it is part of the assignment; nothing to change).
-# When a later cell stops with "NameError: name '...' is not defined", or with NotImplementedError
-# from an exercise not written yet, the error ends with a hint saying which exercise or cell to
-# finish first. The error stays an error.
-"""
 
 RUNTIME = '''\
 def _install_error_hints(sections, cells, stars):
@@ -190,6 +193,7 @@ def _install_error_hints(sections, cells, stars):
             pass
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
 
+    from IPython import get_ipython
     get_ipython().set_custom_exc((NameError, NotImplementedError), handler)
 '''
 
@@ -263,9 +267,8 @@ def hint_table(full_nb, public_nb) -> tuple[list[str], list[tuple], list[tuple]]
 # the answer. Graded, it does nothing (the grader reads the code itself, and the sandbox has no
 # such file); a folder without the file gets a note, not an error.
 GRADER_CAN_READ = '''\
-
-
-def _grader_can_read(name):
+def grader_can_read(name):
+    """A technique self-check's last line: can the grader read the code of exercise `name`?"""
     import os
     if os.environ.get("NBGRADER_EXECUTION") == "autograde":
         return
@@ -275,36 +278,105 @@ def _grader_can_read(name):
         print("(grader_reads.py, which came with this assignment, is not in this folder: this "
               "self-check cannot tell whether the grader can read your code)")
         return
-    grader_reads.check(name, In)
+    from IPython import get_ipython
+    grader_reads.check(name, get_ipython().user_ns.get("In", []))
 '''
 
+INSTALL = '''\
+def install(notebook):
+    """Called by the notebook's error-hints cell: later errors get their hint. Returns the
+    function the technique self-checks call (`_grader_can_read`). Graded (the hidden grader,
+    nbgrader's autograde), it installs nothing."""
+    import os
+    if os.environ.get("NBGRADER_EXECUTION") != "autograde" and notebook in TABLES:
+        _install_error_hints(**TABLES[notebook])
+    return grader_can_read
+'''
 
-def hint_cell_source(sections, cells, stars) -> str:
-    rows = "".join(f"        {row!r},\n" for row in cells)
-    titles = "".join(f"        {title!r},\n" for title in sections)
-    return (HEADER + RUNTIME + "\n\n_install_error_hints(\n"
-            f"    sections=[\n{titles}    ],\n"
-            f"    cells=[  # kind, exercise or first line, section, defines, needs\n{rows}    ],\n"
-            f"    stars={stars!r},\n)\ndel _install_error_hints\n" + GRADER_CAN_READ)
+MODULE_DOC = '''\
+"""Error hints for this assignment's notebooks: its first code cell calls `install`.
+
+When a cell stops with "NameError: name '...' is not defined", or with NotImplementedError from
+an exercise not written yet, the error then ends with a hint saying which exercise or cell to
+finish first. The error stays the same error (the hint is a note on it). Nothing here is graded,
+and nothing here needs changing: the notebook only imports it. (Generated with the assignment.)
+"""
+'''
+
+# The cell students see: short, and safe where the module is absent (a notebook copied on its
+# own; the grading sandbox, whose Python does not import from the notebook's folder): then it
+# binds a `_grader_can_read` that only says so, and errors stay plain.
+HINT_CELL = """\
+# Error hints (run it; nothing to change): a later cell's error then ends with a hint saying
+# which exercise or cell to finish first. The code is in error_hints.py, beside this notebook.
+try:
+    from error_hints import install; _grader_can_read = install({notebook!r})
+except ImportError:     # no error_hints.py in this folder: plain errors, no hints
+    _grader_can_read = lambda name: print("(no error_hints.py: no check of what the grader reads)")
+"""
+
+
+def hint_cell_source(notebook: str) -> str:
+    """The locked cell of the release: a few lines that call the shipped module."""
+    return HINT_CELL.format(notebook=notebook)
+
+
+def module_source(tables: dict) -> str:
+    """``error_hints.py``: the hint runtime, and each notebook's table (``hint_table``), by the
+    notebook's name. Plain literals: nothing of the kit is imported."""
+    rows = []
+    for notebook in sorted(tables):
+        sections, cells, stars = tables[notebook]
+        titles = "".join(f"            {title!r},\n" for title in sections)
+        lines = "".join(f"            {row!r},\n" for row in cells)
+        rows.append(f"    {notebook!r}: dict(\n"
+                    f"        sections=[\n{titles}        ],\n"
+                    f"        cells=[  # kind, exercise or first line, section, defines, needs\n"
+                    f"{lines}        ],\n"
+                    f"        stars={list(stars)!r},\n    ),\n")
+    return (MODULE_DOC + "\n\n" + RUNTIME + "\n\n" + GRADER_CAN_READ + "\n\n" + INSTALL
+            + "\n\nTABLES = {\n" + "".join(rows) + "}\n")
+
+
+def hint_table_of(module_text: str) -> dict:
+    """The tables of a shipped ``error_hints.py`` (for checks), read from its syntax."""
+    import ast
+    for node in ast.parse(module_text).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "TABLES":
+            return {ast.literal_eval(key): {kw.arg: ast.literal_eval(kw.value)
+                                            for kw in value.keywords}
+                    for key, value in zip(node.value.keys, node.value.values)}
+    return {}
 
 
 class AddErrorHints(NbGraderPreprocessor):
-    """Insert the hint cell before the first code cell. Runs before ClearSolutions (it reads
-    what answer cells define), and clears solutions and mark schemes on a copy to see what
-    students see."""
+    """Insert the hint cell before the first code cell, and ship its module: ``error_hints.py``
+    goes into ``resources["outputs"]``, which nbconvert's writer (nbgrader's) writes beside the
+    notebook, so `nbgrader generate_assignment` and `mnistkit build` both release it. Runs before
+    ClearSolutions (it reads what answer cells define), and clears solutions and mark schemes on
+    a copy to see what students see."""
+
+    # assignment -> notebook -> table: an assignment's notebooks are generated one after the
+    # other in one process, and each writes the module with the tables of all of them so far.
+    tables: dict = {}
 
     def preprocess(self, nb, resources):
         nb.cells = [c for c in nb.cells if not c.metadata.get(HINTS_MARK)]
         public, _ = ClearSolutions(parent=self).preprocess(copy.deepcopy(nb), dict(resources))
         public, _ = ClearMarkScheme(parent=self).preprocess(public, dict(resources))
+        info = resources.get("nbgrader", {})
+        notebook = info.get("notebook") or resources.get("unique_key") or "notebook"
+        tables = AddErrorHints.tables.setdefault(info.get("assignment"), {})
+        tables[notebook] = hint_table(nb, public)
+        resources.setdefault("outputs", {})[HINTS_MODULE] = module_source(tables).encode()
         # A locked nbgrader cell, like the setup cells: graders restore it from the release,
         # and the technique checks do not count its code as the student's (source_checks).
-        cell = locked_code(HINTS_GRADE_ID, hint_cell_source(*hint_table(nb, public)))
+        cell = locked_code(HINTS_GRADE_ID, hint_cell_source(notebook))
         cell.id = HINTS_MARK
         cell.metadata[HINTS_MARK] = True
         codes = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         nb.cells.insert(codes[0] if codes else len(nb.cells), cell)
-        add_grader_can_read(nb, code_read_exercises())
+        add_grader_can_read(nb, code_read_exercises(nb))
         return nb, resources
 
 
@@ -312,27 +384,18 @@ CAN_READ_CALL = ('_grader_can_read("{}")   # can the grader read your code? '
                  '(see "What the grader reads in your code")')
 
 
-def code_read_exercises(autograder=None) -> set[str]:
-    """The exercises whose code the grader reads: each hidden module's ``CODE_READ``, read from
-    its syntax (the hidden tests are never imported here)."""
-    import ast
-    from pathlib import Path
-    from mnistkit.paths import AUTOGRADER
-    folder = Path(autograder) if autograder else (
-        Path.cwd() / "autograder" if (Path.cwd() / "autograder").is_dir() else AUTOGRADER)
-    found: set[str] = set()
-    for module in sorted(folder.glob("test_*.py")):
-        for node in ast.parse(module.read_text()).body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CODE_READ"
-                                                    for t in node.targets):
-                found |= set(ast.literal_eval(node.value))
-    return found
+def code_read_exercises(nb) -> set[str]:
+    """The exercises whose code the grader reads: graded cells marked
+    ``metadata.mnistkit.reads_code`` (the declaration the grading plugin reads too)."""
+    return {cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells
+            if cell.metadata.get("nbgrader", {}).get("grade")
+            and cell.metadata.get("mnistkit", {}).get("reads_code")}
 
 
 def add_grader_can_read(nb, exercises: set[str]) -> None:
     """In the release only (the instructor's notebook has no hint cell to define it): the
     self-check of each exercise whose code the grader reads ends by asking whether it can
-    (``_grader_can_read``, defined by the hint cell), before its "self-check passed"."""
+    (``_grader_can_read``, bound by the hint cell), before its "self-check passed"."""
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if cell.cell_type != "code" or grade_id not in exercises or "_grader_can_read" in cell.source:

@@ -1,5 +1,5 @@
 """Grading the real assignments in the sandbox: the reference earns everything, an untouched
-release nothing, and each plausible wrong answer (tests/mutants/) costs its own exercise only.
+release nothing, and each plausible wrong answer (the source notebooks' mutant cells) costs its own exercise only.
 
 Mutants are graded in two batches per assignment (every other exercise mutated at once), so each
 exercise is seen both mutated (must lose points) and untouched next to mutated neighbours (must
@@ -24,6 +24,7 @@ from mnistkit.grading.run import grade_submission
 from mnistkit.grading.left_out import DEMO_PREFIX, LEFT_OUT
 from mnistkit.grading.student import InProcessStudent
 from mnistkit.paths import ROOT
+from mnistkit.authoring.mutants import mutants as declared_mutants
 
 from .conftest import TIMINGS
 
@@ -141,7 +142,7 @@ def test_untouched_release_scores_zero(assignment, tmp_path, mnist_data_dir):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_each_mutant_costs_its_own_exercise_only(assignment, half, tmp_path, mnist_data_dir):
     """Does a plausible wrong answer lose that exercise's points and no other exercise's?"""
-    mutants = importlib.import_module(f"tests.mutants.{assignment}").MUTANTS
+    mutants = declared_mutants(assignment)
     points = auto_points(assignment)
     assert sorted(set(points) - set(mutants)) == [], "every auto-graded exercise needs a mutant"
     mutated = sorted(points)[half::2]
@@ -212,10 +213,10 @@ IN_PROCESS_SEED = 13
 
 
 def test_every_a3_mutant_fails_a_check_of_its_own_exercise(tmp_path):
-    """Does each plausible wrong answer of a3 (tests/mutants/) after each exercise's first (the
+    """Does each plausible wrong answer of a3 (the source notebooks' mutant cells) after each exercise's first (the
     sandboxed batches above grade the first ones, and the reference) fail at least one of its
     exercise's checks, while the reference's own answers pass that exercise's checks?"""
-    mutants = importlib.import_module(f"tests.mutants.{IN_PROCESS}").MUTANTS
+    mutants = declared_mutants(IN_PROCESS)
     answers = examples.reference_answers(IN_PROCESS)
     given = next(c.source for c in nbformat.read(
         next((ROOT / "source" / IN_PROCESS).glob("*.ipynb")), as_version=4).cells

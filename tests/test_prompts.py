@@ -1,24 +1,16 @@
-"""Do the exercises' prompts say what their hidden checks hold a student to (issue 18, item 6)?
+"""Do the notebooks state the grader's rule for tensors and numbers, and does a right value in
+the wrong form lose points?
 
 One rule decides tensors against numbers for every exercise (``mnistkit.grading.expect``: a
 tensor where a tensor is asked; a Python number or a rank-0 tensor where a number is asked; a
-Python type where one is named), and each notebook states it in its grading intro. These tests
-read the release notebooks (what students see) and the hidden test modules (what grades them),
-without running a notebook or a sandbox:
-
-- every notebook states the rule;
-- an exercise whose checks compare its answer as a tensor says "tensor" in its prompt (the
-  markdown before its answer cell, and the answer cell's skeleton), and one compared as a
-  number says "number": a heuristic reading each check's ``expect_*`` calls, and the helpers of
-  its module that it calls;
-- each "form" mutant (tests/mutants/, a right value in the wrong form: a Python float where a
-  rank-0 tensor is asked...) fails a check of its exercise, which the reference passes, with the
-  checks run in-process on the reference solutions with the mutant in place.
+Python type where one is named), and each notebook states it in its grading intro. Each "form"
+mutant (a mutant cell whose description starts with "form:": a right value in the wrong form, a
+Python float where a rank-0 tensor is asked...) fails a check of its exercise, which the
+reference passes, with the checks run in-process on the reference solutions, the mutant in
+place. That each prompt names the form its checks compare is `mnistkit check`'s rule 7.
 """
-import ast
 import importlib
 import inspect
-import re
 
 import numpy as np
 import pytest
@@ -26,86 +18,14 @@ import pytest
 from mnistkit import catalog
 from mnistkit.grading.student import InProcessStudent
 from mnistkit.paths import ROOT
+from mnistkit.authoring.mutants import mutants as declared_mutants
 
 ASSIGNMENTS = catalog.assignments()
 RULE = "Tensors and numbers: one rule for every exercise."
-WORDS = {"tensor": "tensor", "number": "number"}
-# Exercises whose answer is an object (a class, a Learner, DataLoaders, a module, a trained
-# model): their checks compare what the grader's own probe code reads from the object, in the
-# form the probe gives it, so the heuristic below has nothing to hold their prompts to.
-OBJECTS = {"BasicOptim": "class", "MomentumSGD": "class", "Learner": "class",
-           "make_learner": "Learner", "resnet_learner": "Learner", "image_dls": "DataLoaders",
-           "relu_module": "module", "train_digits": "model"}
 
 
 def release_notebook(assignment):
     return next((ROOT / "release" / assignment).glob("*.ipynb"))
-
-
-def prompts(assignment) -> dict[str, str]:
-    """Exercise id -> what the student reads for it: the markdown since the previous graded
-    cell, and the answer cell's skeleton."""
-    found, text = {}, []
-    for cell in catalog.read_cells(release_notebook(assignment)):
-        meta = cell["metadata"].get("nbgrader", {})
-        grade_id = meta.get("grade_id") or ""
-        if cell["cell_type"] == "markdown":
-            text.append(cell["source"])
-        elif grade_id.endswith("-answer"):
-            found[grade_id[:-len("-answer")]] = "\n".join(text + [cell["source"]])
-            text = []
-        elif meta.get("grade"):
-            text = []
-    return found
-
-
-def _marked_exercises(fn: ast.FunctionDef, tree: ast.Module) -> list[str]:
-    """The exercise ids of a hidden check: its ``ex("id")`` marker, or those of its
-    ``pytest.param(n, marks=ex(n)) for n in TABLE`` parameters."""
-    ids = []
-    for deco in fn.decorator_list:
-        text = ast.unparse(deco)
-        ids += re.findall(r"^(?:ex|pytest\.mark\.exercise)\('(\w+)'", text)
-        if "marks=ex(" in text:
-            table = re.search(r"for \w+ in (\w+)", text).group(1)
-            assigned = next(node.value for node in tree.body if isinstance(node, ast.Assign)
-                            and ast.unparse(node.targets[0]) == table)
-            ids += re.findall(r"'(\w+)':", ast.unparse(assigned))
-    return ids
-
-
-def demands(assignment) -> dict[str, set[str]]:
-    """Exercise id -> the forms its checks compare answers in: "tensor" (``expect_close``,
-    ``expect_shape``, ``expect_dtype`` without ``number=True``) and "number" (``expect_number``
-    or ``number=True``), read in each check and the module's functions it calls."""
-    tree = ast.parse((ROOT / "autograder" / f"test_{assignment}.py").read_text())
-    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
-
-    def reached(name, seen):
-        if name in functions and name not in seen:
-            seen.add(name)
-            for node in ast.walk(functions[name]):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                    reached(node.func.id, seen)
-        return seen
-
-    found: dict[str, set[str]] = {}
-    for name, fn in functions.items():
-        ids = _marked_exercises(fn, tree)
-        forms = set()
-        for helper in reached(name, set()) if ids else ():
-            for call in (n for n in ast.walk(functions[helper]) if isinstance(n, ast.Call)):
-                called = ast.unparse(call.func)
-                number = any(k.arg == "number" and ast.unparse(k.value) == "True"
-                             for k in call.keywords)
-                if called in ("expect_close", "expect_close_any", "expect_shape",
-                              "expect_dtype") and not number:
-                    forms.add("tensor")
-                if called == "expect_number" or number:
-                    forms.add("number")
-        for ex_id in ids:
-            found.setdefault(ex_id, set()).update(forms)
-    return found
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -117,36 +37,15 @@ def test_every_notebook_states_the_rule_for_tensors_and_numbers(assignment):
     assert RULE in intro and sum(text.count(RULE) for text in cells) == 1
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_an_answer_compared_as_a_tensor_or_number_is_asked_for_as_one(assignment):
-    """Does every exercise whose checks compare its answer as a tensor say "tensor" in its
-    prompt, and one compared as a number say "number"? (Objects are checked through the
-    grader's probes: their prompts must name the object instead.)"""
-    text = prompts(assignment)
-    missing = []
-    for ex_id, forms in demands(assignment).items():
-        assert ex_id in text, f"{ex_id}: hidden checks for an exercise with no answer cell"
-        if ex_id in OBJECTS:
-            assert OBJECTS[ex_id] in text[ex_id], ex_id
-            continue
-        missing += [f"{ex_id}: {form}" for form in sorted(forms) if WORDS[form] not in text[ex_id]]
-    assert missing == []
-
-
-def test_the_heuristic_sees_what_a_check_compares():
-    """A check of the heuristic: the distances are compared as tensors (a parametrized check),
-    `baseline_accuracy` as numbers, `validation_metrics_choice` as neither."""
-    found = demands("a1_pixel_similarity")
-    assert found["l1_distance"] == found["rmse_distance"] == {"tensor"}
-    assert found["baseline_accuracy"] == {"number"}
-    assert found["validation_metrics_choice"] == set()
+# Whether each prompt says "tensor", "number" or the object its checks compare is one of
+# `mnistkit check`'s rules (mnistkit/authoring/gaps.py; tests/test_check.py).
 
 
 # --- form mutants lose points -------------------------------------------------------------
 
 def form_mutants():
     for assignment in ASSIGNMENTS:
-        mutants = importlib.import_module(f"tests.mutants.{assignment}").MUTANTS
+        mutants = declared_mutants(assignment)
         for ex_id, entries in mutants.items():
             for what, source in entries:
                 if what.startswith("form:"):

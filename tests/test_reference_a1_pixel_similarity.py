@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mnistkit.data import shipped_mnist
+from mnistkit.grading import chapter_data
 from solutions import a1_pixel_similarity as ref
 
 
@@ -17,16 +18,16 @@ mnist = shipped_mnist
 
 @functools.lru_cache(maxsize=None)
 def chapter():
-    return ref.chapter_data(shipped_mnist())
+    return chapter_data.chapter_data(shipped_mnist())
 
 
 def test_chapter_sample_image_is_the_second_sorted_three():
     """Is the chapter's `threes[1]` (train/3/10000.png) a 3, with the pixels the chapter prints?"""
     data = mnist()
     names = sorted(f"{i}.png" for i in (data.train_labels == 3).nonzero()[0])
-    assert names[1] == f"{ref.A_3_INDEX}.png"
-    assert data.train_labels[ref.A_3_INDEX] == 3
-    assert data.train_images[ref.A_3_INDEX][4:10, 4:10].tolist() == [
+    assert names[1] == f"{chapter_data.A_3_INDEX}.png"
+    assert data.train_labels[chapter_data.A_3_INDEX] == 3
+    assert data.train_images[chapter_data.A_3_INDEX][4:10, 4:10].tolist() == [
         [0, 0, 0, 0, 0, 0],
         [0, 0, 0, 0, 0, 29],
         [0, 0, 0, 48, 166, 224],
@@ -53,7 +54,7 @@ def test_count_images_on_the_sample_folders(mnist_data_dir):
 def test_stack_images_matches_the_chapter_recipe():
     """Does `stack_images` give the chapter's float rank-3 tensor with pixels in 0..1?"""
     data = mnist()
-    imgs = [torch.from_numpy(data.train_images[i]) for i in (ref.A_3_INDEX, 7, 10)]
+    imgs = [torch.from_numpy(data.train_images[i]) for i in (chapter_data.A_3_INDEX, 7, 10)]
     stacked = ref.stack_images(imgs)
     assert stacked.shape == (3, 28, 28) and stacked.dtype == torch.float32
     assert torch.equal(stacked[0], chapter()["a_3"])

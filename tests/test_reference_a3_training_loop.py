@@ -3,11 +3,12 @@
 No notebook runs here: the reference functions get the chapter's images straight from the
 shipped MNIST file (``mnistkit.data.load_mnist``), in the notebook's order, and the globals the
 chapter's functions read (`weights`, `dl`, `valid_dl`, ...) are supplied with
-``ref.with_globals``. The last tests check pieces of the hidden grader that need no notebook run:
+``with_globals``. The last tests check pieces of the hidden grader that need no notebook run:
 its technique rules (read from answer cells' syntax trees) and its stand-in functions.
 """
 import functools
 import importlib
+import types
 from pathlib import Path
 
 import pytest
@@ -15,22 +16,34 @@ import torch
 from torch import nn
 
 from mnistkit.data import load_mnist
+from mnistkit.authoring.mutants import mutants as declared_mutants
+from mnistkit.grading import chapter_data, resnet_rebuild
 from solutions import a3_training_loop as ref
+
+
+def with_globals(fn, **names):
+    """A copy of function ``fn`` whose global names include ``names`` (``fn`` is unchanged):
+    references such as ``linear1`` read notebook globals (``weights``, ``bias``)."""
+    scope = dict(fn.__globals__)
+    scope.update(names)
+    copy = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    return copy
 
 
 @functools.lru_cache(maxsize=None)
 def data():
-    return ref.chapter_tensors(load_mnist())
+    return chapter_data.chapter_tensors(load_mnist())
 
 
 @functools.lru_cache(maxsize=None)
 def loaders():
     d = data()
-    return ref.batches(d["train_x"], d["train_y"], 256), ref.batches(d["valid_x"], d["valid_y"], 256)
+    return chapter_data.batches(d["train_x"], d["train_y"], 256), chapter_data.batches(d["valid_x"], d["valid_y"], 256)
 
 
 def validate(model):
-    return ref.with_globals(ref.validate_epoch, valid_dl=loaders()[1])(model)
+    return with_globals(ref.validate_epoch, valid_dl=loaders()[1])(model)
 
 
 def test_training_set_shapes():
@@ -84,17 +97,17 @@ def test_linear1_matches_the_one_image_calculation():
     torch.manual_seed(42)
     w, b = ref.init_params((28 * 28, 1)), ref.init_params(1)
     batch = data()["train_x"][:4]
-    preds = ref.with_globals(ref.linear1, weights=w, bias=b)(batch)
+    preds = with_globals(ref.linear1, weights=w, bias=b)(batch)
     assert preds.shape == (4, 1)
     assert torch.allclose(preds[0], (batch[0] * w.T).sum() + b, atol=1e-4)
-    assert torch.allclose(ref.with_globals(ref.linear1, weights=w, bias=b)(torch.zeros(1, 784)), b)
+    assert torch.allclose(with_globals(ref.linear1, weights=w, bias=b)(torch.zeros(1, 784)), b)
 
 
 def test_calc_grad_accumulates_like_the_chapter():
     """Do repeated backward passes add up (1x, 2x, 3x the gradient), as the chapter shows?"""
     torch.manual_seed(42)
     w, b = ref.init_params((28 * 28, 1)), ref.init_params(1)
-    linear1 = ref.with_globals(ref.linear1, weights=w, bias=b)
+    linear1 = with_globals(ref.linear1, weights=w, bias=b)
     batch, labels = data()["train_x"][:4], data()["train_y"][:4]
     ref.mnist_loss(linear1(batch), labels).backward()
     first = w.grad.clone(), b.grad.clone()
@@ -134,8 +147,8 @@ def test_training_the_linear_model_reaches_the_chapters_accuracy():
     train_dl, _ = loaders()
     torch.manual_seed(42)
     w, b = ref.init_params((28 * 28, 1)), ref.init_params(1)
-    linear1 = ref.with_globals(ref.linear1, weights=w, bias=b)
-    train_epoch = ref.with_globals(ref.train_epoch, dl=train_dl)
+    linear1 = with_globals(ref.linear1, weights=w, bias=b)
+    train_epoch = with_globals(ref.train_epoch, dl=train_dl)
     before = validate(linear1)
     for _ in range(11):
         train_epoch(linear1, 1.0, (w, b))
@@ -149,7 +162,7 @@ def test_simple_net_and_its_relu():
     torch.manual_seed(0)
     params = dict(w1=ref.init_params((784, 30)), b1=ref.init_params(30),
                   w2=ref.init_params((30, 1)), b2=ref.init_params(1))
-    net = ref.with_globals(ref.simple_net, **params)
+    net = with_globals(ref.simple_net, **params)
     batch = data()["train_x"][:4]
     assert net(batch).shape == (4, 1)
     assert torch.allclose(net(batch), torch.relu(batch @ params["w1"] + params["b1"]) @ params["w2"]
@@ -206,12 +219,12 @@ def learner_for(n_classes):
 
 @pytest.mark.parametrize("n_classes", [2, 5])
 def test_resnet_model_is_what_vision_learner_builds(n_classes):
-    """Does the grader's torch-only reference (ref.resnet_model) compute what fastai's
+    """Does the grader's torch-only reference (resnet_rebuild.resnet_model) compute what fastai's
     vision_learner model computes, with the same weights (hidden.FILL_WEIGHTS) in both?"""
     scope = {}
     exec(hidden.FILL_WEIGHTS, scope)
     fastai_model = scope["_fill"](learner_for(n_classes).model, 11)
-    grader_model = scope["_fill"](ref.resnet_model(n_classes), 11)
+    grader_model = scope["_fill"](resnet_rebuild.resnet_model(n_classes), 11)
     assert [tuple(t.shape) for t in fastai_model.state_dict().values()] == \
         [tuple(t.shape) for t in grader_model.state_dict().values()]
     x = torch.rand(3, 3, 28, 28)
@@ -243,7 +256,7 @@ ASSIGNMENT = "a3_training_loop"
 RULES = {"flatten_images": hidden.view_problems, "init_params": hidden.leaf_problems,
          "linear1": hidden.loop_problems, "relu": hidden.in_place_problems,
          "relu_module": hidden.module_problems}
-# The mutants (tests/mutants/) that compute the right values with the wrong technique: only the
+# The mutants (the source notebooks' mutant cells) that compute the right values with the wrong technique: only the
 # technique rule can catch them, since a rule decided in the sandbox could be forged.
 TECHNIQUE_CHEATS = {
     "flatten_images": ["copies each image in a loop instead of making a view",
@@ -295,7 +308,7 @@ def test_technique_rules_accept_the_reference_answers(tmp_path):
 
 def test_technique_rules_catch_every_technique_cheat(tmp_path):
     """Does each technique rule reject the mutants that get its exercise's technique wrong?"""
-    from tests.mutants.a3_training_loop import MUTANTS
+    MUTANTS = declared_mutants("a3_training_loop")
     missed = []
     for exercise, descriptions in TECHNIQUE_CHEATS.items():
         sources = dict(MUTANTS[exercise])

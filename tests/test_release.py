@@ -7,9 +7,10 @@ import pytest
 
 from mnistkit import catalog
 from mnistkit.paths import RELEASE, SOURCE
-from mnistkit.release_banner import BANNER_MARK, FEEDBACK_TEXT, FeedbackBanner
+from mnistkit.release_banner import (BANNER_MARK, FEEDBACK_TEXT, RULES_MARK, SHORT_RULES,
+                                     FeedbackBanner, reads_code_exercises)
 from mnistkit.grading.left_out import DEMO_PREFIX, cells_left_out
-from mnistkit.selfcheck_hints import HINTS_MARK
+from mnistkit.selfcheck_hints import HINTS_MARK, HINTS_MODULE
 
 from .conftest import run_mnistkit
 
@@ -83,6 +84,48 @@ def test_release_opens_with_words_for_students(path):
     for words in ("your copy", "answer cell", "self-check", "not your grade",
                   "Write your answer here", "a person grades", "Validate"):
         assert words in first.source, words
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_the_first_screen_is_light(path):
+    """Issue 20: does the notebook open with one short welcome, its title and a few locked lines
+    for the error hints, and only then the setup, with no grading rules in the way (they are
+    in the last section, "How this notebook is graded", and next to the exercises they concern)?"""
+    nb = nbformat.read(RELEASE / path.parent.name / path.name, as_version=4)
+    welcome, title, hints, setup = nb.cells[:4]
+    assert welcome.get("id") == BANNER_MARK and len(welcome.source.splitlines()) <= 12
+    assert "last section" in welcome.source
+    assert title.source.startswith("# ") and "How this notebook is graded" not in title.source
+    assert hints.get("id") == HINTS_MARK and len(hints.source.splitlines()) <= 6
+    assert setup.cell_type == "code" and setup.metadata["nbgrader"]["grade_id"].startswith("setup")
+    first_exercise = next(i for i, c in enumerate(nb.cells)
+                          if c.metadata.get("nbgrader", {}).get("solution"))
+    before = "\n".join(c.source for c in nb.cells[:first_exercise])
+    assert "What the grader reads in your code" not in before.replace(SHORT_RULES, "")
+    assert (RELEASE / path.parent.name / HINTS_MODULE).is_file()
+
+
+@pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)
+def test_grading_rules_are_stated_where_they_apply(path):
+    """The trust rule (the notebook states every rule the grader applies): does the last section
+    say how the notebook is graded, followed by the code-reading rules generated from the
+    grader's own text (never a hand copy in the source), and does each exercise whose code the
+    grader reads (``reads_code`` on its graded cell, which the grading plugin reads too) get them in
+    short right before its answer cell?"""
+    from mnistkit.grading import source_checks
+    source = nbformat.read(path, as_version=4)
+    assert not any("What the grader reads in your code" in c.source for c in source.cells)
+    exercises = reads_code_exercises(source)
+    assert exercises, path.name
+    nb = nbformat.read(RELEASE / path.parent.name / path.name, as_version=4)
+    full = [i for i, c in enumerate(nb.cells) if c.get("id") == RULES_MARK]
+    assert len(full) == 1 and nb.cells[full[0]].source == source_checks.RULES_MARKDOWN.strip()
+    assert nb.cells[full[0] - 1].source.startswith("## How this notebook is graded")
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    for exercise in exercises:
+        short = nb.cells[ids.index(f"{exercise}-answer") - 1]
+        assert short.metadata.get(RULES_MARK) and short.source == SHORT_RULES, exercise
+    assert sum(bool(c.metadata.get(RULES_MARK)) for c in nb.cells) == len(exercises) + 1
 
 
 @pytest.mark.parametrize("path", source_notebooks(), ids=lambda p: p.parent.name)

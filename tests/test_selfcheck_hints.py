@@ -1,14 +1,16 @@
 """Working through a notebook: a NameError says which earlier exercise or cell to finish first.
 
-The release's error-hint cell (mnistkit/selfcheck_hints.py) runs in a real Jupyter kernel here
-(nbclient), on a small notebook made for the test and on the real assignment 1.
+The release's error-hint cell (mnistkit/selfcheck_hints.py), a few locked lines that import the
+``error_hints.py`` shipped beside the notebook, runs in a real Jupyter kernel here (nbclient), on
+a small notebook made for the test and on the real assignment 1.
 """
-import ast
 import copy
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -18,7 +20,8 @@ from nbgrader.preprocessors import ClearSolutions, ComputeChecksums
 
 from mnistkit import cells, examples
 from mnistkit.paths import RELEASE
-from mnistkit.selfcheck_hints import HINTS_GRADE_ID, HINTS_MARK, AddErrorHints, scan
+from mnistkit.selfcheck_hints import (HINTS_GRADE_ID, HINTS_MARK, HINTS_MODULE, AddErrorHints,
+                                      hint_table_of, scan)
 
 A1 = "a1_pixel_similarity"
 
@@ -49,12 +52,28 @@ def toy_source(extra=()):
     return nb
 
 
+MODULE_KEY = "test-error-hints-module"     # the toy's error_hints.py, carried in its metadata
+
+
 def toy_release(extra=()):
-    """The toy notebook as students get it: hint cell added, solutions cleared, checksums."""
-    nb, _ = AddErrorHints().preprocess(toy_source(extra), {})
+    """The toy notebook as students get it: hint cell added, solutions cleared, checksums. The
+    module the build ships beside it (``error_hints.py``) rides in its metadata, for ``execute``
+    and ``write_toy`` to put beside it."""
+    resources = {}
+    nb, resources = AddErrorHints().preprocess(toy_source(extra), resources)
     nb, _ = ClearSolutions().preprocess(nb, {})
     nb, _ = ComputeChecksums().preprocess(nb, {})
+    nb.metadata[MODULE_KEY] = resources["outputs"][HINTS_MODULE].decode()
     return nb
+
+
+def write_toy(nb, folder, name="toy.ipynb"):
+    """The toy release as a student's folder: the notebook and error_hints.py beside it."""
+    folder = Path(folder)
+    nb = copy.deepcopy(nb)
+    (folder / HINTS_MODULE).write_text(nb.metadata.pop(MODULE_KEY))
+    nbformat.write(nb, str(folder / name))
+    return folder / name
 
 
 def answered(nb, **answers):
@@ -93,10 +112,17 @@ def plain(text):
     return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", text).split())
 
 
-def execute(nb, skip=()):
+def execute(nb, skip=(), module=True):
     """Run ``nb`` in a fresh kernel, cell by cell, skipping the cells whose source starts with
-    one of ``skip`` (a student who did not run them); errors are kept, as in JupyterLab."""
-    client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True)
+    one of ``skip`` (a student who did not run them); errors are kept, as in JupyterLab. The
+    kernel runs in a folder of its own, with the toy's error_hints.py unless ``module`` is
+    False."""
+    folder = Path(tempfile.mkdtemp(prefix="toy-hints-"))
+    text = nb.metadata.pop(MODULE_KEY, None)
+    if module and text:
+        (folder / HINTS_MODULE).write_text(text)
+    client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(folder)}})
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell.cell_type == "code" and not cell.source.startswith(tuple(skip) or ("\0",)):
@@ -243,31 +269,63 @@ def test_unknown_name_gets_no_hint_and_a_full_notebook_no_output():
 
 
 def test_release_hint_tables_name_only_what_students_can_see():
-    """Does no hint table name something that only a solution block defines?"""
+    """Is the hint cell a few locked lines, and does no hint table (in the error_hints.py shipped
+    beside the notebook) name something that only a solution block defines?"""
     for path in sorted(RELEASE.glob("*/*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         hints = [c for c in nb.cells if c.get("id") == HINTS_MARK]
         assert len(hints) == 1, f"{path.name}: expected one hint cell"
         assert hints[0].metadata.get("editable") is False
+        code = [ln for ln in hints[0].source.splitlines() if ln.strip() and not ln.startswith("#")]
+        assert len(code) <= 4 and f"install({path.stem!r})" in hints[0].source, hints[0].source
         rest = "\n".join(c.source for c in nb.cells if c is not hints[0])
-        table = hints[0].source.split("cells=[", 1)[1].split("stars=", 1)[0]
-        rows = ast.literal_eval("[" + table.rsplit("]", 1)[0] + "]")
-        names = {n for row in rows for n in row[3].split()}
+        tables = hint_table_of((path.parent / HINTS_MODULE).read_text())
+        assert set(tables) == {p.stem for p in path.parent.glob("*.ipynb")}, path.name
+        names = {n for row in tables[path.stem]["cells"] for n in row[3].split()}
         assert names and {n for n in names if n not in rest} == set(), path.name
 
 
+def test_without_its_module_the_hint_cell_does_nothing_and_never_fails():
+    """A notebook copied without error_hints.py (or where it cannot be imported, as in the
+    grading sandbox): does the hint cell run without an error, errors stay plain, and does a
+    technique self-check's line say it cannot tell instead of failing?"""
+    nb = answered(toy_release(extra=['_grader_can_read("twice")']), twice=TWICE)
+    nb = execute(nb, module=False)
+    hint_cell = next(c for c in nb.cells if c.get("id") == HINTS_MARK)
+    assert hint_cell.outputs == []
+    error, text = error_of(by_source(nb, "total = sum(numbers)"))
+    assert error.ename == "NameError" and "Hint:" not in text
+    assert "no check of what the grader reads" in "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+
+
+def test_graded_the_module_installs_nothing(monkeypatch):
+    """Under a grader (``NBGRADER_EXECUTION=autograde``, as the sandbox and nbgrader's autograde
+    set it), does ``install`` leave IPython alone, and the self-check's line do nothing?"""
+    text = (RELEASE / A1 / HINTS_MODULE).read_text()
+    space = {}
+    exec(compile(text, HINTS_MODULE, "exec"), space)
+    calls = []
+    space["_install_error_hints"] = lambda **table: calls.append(table)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    can_read = space["install"]("pixel_similarity")
+    assert calls == [] and can_read("mnist_distance") is None
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+    space["install"]("pixel_similarity")
+    assert [sorted(t) for t in calls] == [["cells", "sections", "stars"]]
+
+
 def test_hint_cell_costs_no_technique_point(tmp_path):
-    """Does the hint cell never cost an answer a technique point? It reaches the kernel's
-    namespace (`get_ipython`, frames), which the technique checks count against every answer
-    in the student's cells: it is a locked cell of the kit's, which they never count."""
+    """Does the hint cell never cost an answer a technique point? It is a locked cell of the
+    kit's, which the technique checks never count; and its few lines only import the shipped
+    module (whose handler reaches the kernel's namespace), so even unlocked nothing counts."""
     from mnistkit import examples
     from mnistkit.grading import source_checks
     path = RELEASE / A1 / "pixel_similarity.ipynb"
     nb = nbformat.read(path, as_version=4)
     hint = next(c for c in nb.cells if c.get("id") == HINTS_MARK)
     assert hint.metadata.nbgrader.locked and hint.metadata.nbgrader.grade_id == HINTS_GRADE_ID
-    assert source_checks.suspects(source_checks.Notebook.read([(None, hint.source)])), \
-        "the hint cell reaches the namespace: only its being the kit's keeps it from counting"
+    # Its few lines only import the shipped module: even read as the student's, nothing counts.
+    assert source_checks.suspects(source_checks.Notebook.read([(None, hint.source)])) == []
     examples.fill_answers(nb, examples.reference_answers(A1))
     filled = tmp_path / "filled.ipynb"
     nbformat.write(nb, filled)
@@ -324,8 +382,7 @@ def test_nbgrader_validate_still_reports_the_failure(tmp_path):
     """With the hint, does `nbgrader validate` still fail a notebook whose self-check stops on
     a NameError (and show the hint)?"""
     nb = answered(toy_release(), twice=TWICE, make_list="")
-    path = tmp_path / "toy.ipynb"
-    nbformat.write(nb, str(path))
+    path = write_toy(nb, tmp_path)
     proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(path)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = plain(proc.stdout + proc.stderr)
@@ -353,6 +410,7 @@ def test_a_technique_self_check_says_when_the_grader_cannot_read_the_answer(tmp_
     cells += [added] if added else []
     cells.append(line)
     shutil.copyfile(release / "grader_reads.py", tmp_path / "grader_reads.py")
+    shutil.copyfile(release / HINTS_MODULE, tmp_path / HINTS_MODULE)
     run = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(run, timeout=60, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()

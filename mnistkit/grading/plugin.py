@@ -90,17 +90,30 @@ def notebook(request) -> Path:
     return Path(request.config.getoption("--notebook"))
 
 
+_CODE_READ = pytest.StashKey[frozenset]()
+
+
+def code_read(config) -> frozenset:
+    """The exercises whose code the grader reads, from the catalog (once per session)."""
+    if _CODE_READ not in config.stash:
+        from mnistkit import catalog
+        from mnistkit.paths import SOURCE
+        source = Path(config.getoption("--course-source") or SOURCE)
+        config.stash[_CODE_READ] = frozenset(ex.id for ex in catalog.load(source) if ex.reads_code)
+    return config.stash[_CODE_READ]
+
+
 @pytest.fixture(autouse=True)
 def rebind_read_code(request):
-    """Before each check of an exercise whose code the grader reads (a hidden module's
-    ``CODE_READ``), define that code again in the student's namespace from the notebook's own
+    """Before each check of an exercise whose code the grader reads (``reads_code`` in its
+    graded cell's metadata, the source notebook), define that code again in the student's namespace from the notebook's own
     text (``source_checks.rebind_source``): the function questioned is the code read, whatever
     the notebook did after its clean ``def`` (an ``exec``, a namespace write). Nothing of
     ``solutions/`` is sent: only the student's definitions, and only from cells that ran
     without error. An answer the grader cannot read is left as it is; its technique check says
     why."""
     exercise = exercise_of(request.node)
-    if exercise not in getattr(request.module, "CODE_READ", ()):
+    if exercise not in code_read(request.config):
         return
     from mnistkit.grading import source_checks
     notebook = request.getfixturevalue("notebook")
