@@ -378,6 +378,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="with --grading: only this assignment (repeat for more; default: "
                    "all); with --fairness: the one graded (default: a1_pixel_similarity)")
     p.set_defaults(func=cmd_bench)
+    from mnistkit.serve import cli as serve_cli   # light: the verb's arguments only
+    serve_cli.add_parser(verbs, positive_int)
     return parser
 
 
