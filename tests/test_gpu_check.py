@@ -195,23 +195,22 @@ def test_results_are_judged_by_every_test_and_the_training(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(HAS_GPU, reason="this machine has a GPU: run scripts/gpu-check itself")
-def test_pretend_gpu_runs_every_step_with_its_cpu_version(tmp_path):
-    """`--pretend-gpu`: data, bench on the CPU, a4's guarded reference graded in the sandbox
-    (trained on the CPU, 2,000 images), and a Dask class of two graded on the worker declaring
-    GPU=1 only; every check ok, the JSON's figures there, within the script's budget."""
-    proc, seconds, result = run_script("--pretend-gpu", "--logs", tmp_path / "logs",
+def test_pretend_gpu_runs_the_steps_with_their_cpu_version(tmp_path):
+    """`--pretend-gpu`: data, bench on the CPU, and a4's guarded reference graded in the sandbox
+    (trained on the CPU, 2,000 images); every check ok, the JSON's figures there, within the
+    script's budget. (The Dask step's command lines are parsed above; that a4's gradings go to
+    the worker declaring GPU=1 is tests/test_grade_class_dask.py's, on the toy course: running
+    it here again would cost 40 s of make test.)"""
+    proc, seconds, result = run_script("--pretend-gpu", "--only", "data", "--only", "bench",
+                                       "--only", "grade", "--logs", tmp_path / "logs",
                                        timeout=600)
     TIMINGS["scripts/gpu-check --pretend-gpu"] = seconds
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert result["gpu"] is False and result["pretend"] is True and result["ok"] is True
     checks = result["checks"]
-    assert list(checks) == ["data", "bench", "grade", "dask"]
+    assert list(checks) == ["data", "bench", "grade"]
     assert all(c["ok"] and c["seconds"] > 0 for c in checks.values())
     assert checks["bench"]["device"] == "cpu" and checks["bench"]["train_images"] == 2000
     grade = checks["grade"]
     assert grade["trained_on_cpu"] is True and grade["max_score"] == 33
-    dask = checks["dask"]
-    assert dask["gradings_on"] == ["gpu-check-gpu-worker"] * 2, dask
-    assert dask["routed"] is True and dask["scores"]["untouched"] == 0
     assert result["seconds"] < 480 and seconds < 480
-    assert "graded on the GPU workers" in (tmp_path / "logs" / "dask-grade-class.log").read_text()

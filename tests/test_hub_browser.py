@@ -1,4 +1,4 @@
-"""Does the course work through a real JupyterHub, in a real browser (issue 21)?
+"""Does the course work through a real JupyterHub, in a real browser?
 
 One hub for the module (tests/fixtures/hub.py): JupyterHub 6 on loopback, configurable-http-proxy,
 DummyAuthenticator with a password, each user's JupyterLab running as their own Unix account.
@@ -9,6 +9,8 @@ students' Jupyter configuration course init wrote, in ``~/.jupyter``. In order:
 1. the student logs in through the hub (the hub starts her server), fetches a1 from the
    Assignments tab, opens it, runs every cell (Run All: the self-checks pass), saves, Validates
    and submits; the exchange holds the submission, named after her account;
+   then she opens the kit's grade-on-submit page (`mnistkit serve`, a hub service: no second
+   login) and finds her grade there within minutes;
 2. the instructor collects and autogrades it (nbgrader's commands); her server sends the hub's
    ``Content-Security-Policy: frame-ancestors 'none'`` and JupyterLab's Nbgrader > Formgrader
    tab stays blank (the browser refuses to frame it): nbgrader #1870/#1910/#1919;
@@ -23,9 +25,11 @@ why, when not root, without chromium/playwright, or without configurable-http-pr
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,8 +42,9 @@ from mnistkit.grading import run
 
 from .conftest import TIMINGS
 from .fixtures import jupyter_server as js
-from .fixtures.checkout import fresh_clone
+from .fixtures.checkout import KIT, fresh_clone
 from .fixtures.hub import PASSWORD, hub_unavailable, start_hub
+from .fixtures.jupyter_server import free_port
 from .fixtures.toy_course.toy_helpers import sandbox_ready
 from .fixtures.unix_accounts import accounts
 
@@ -105,7 +110,20 @@ def hub_course(mnist_data_dir):
             # the student's Jupyter configuration: what course init wrote for students
             shutil.copytree(course / ".mnistkit" / "student-jupyter", ada.home / ".jupyter")
             chown_tree(ada.home / ".jupyter", ada.uid, ada.gid)
-            hub = start_hub(root / "hub", [teach, ada], folders={teach.name: course})
+            # the kit's grade-on-submit service (docs/grade-on-submit.md), run by the hub from
+            # the grading machine's checkout (this one: the instructor's home is hers alone)
+            serve_json = root / "serve.json"
+            serve_json.write_text(json.dumps({
+                "exchange": str(exchange), "course_id": COURSE_ID, "state_dir": str(root / "serve"),
+                "poll_seconds": 1, "settle_seconds": 1, "check_owner": True}))
+            service = {"name": "grade", "url": f"http://127.0.0.1:{free_port()}", "cwd": str(KIT),
+                       "command": [sys.executable, "-m", "mnistkit", "serve", "--config",
+                                   str(serve_json)],
+                       "oauth_no_confirm": True, "environment": {
+                           k: os.environ[k] for k in ("FASTAI_HOME", "HOME", "PATH") if k in os.environ}}
+            hub = start_hub(root / "hub", [teach, ada], folders={teach.name: course},
+                            services=[service], roles=[{"name": "user", "scopes": [
+                                "self", "access:services!service=grade"]}])
             try:
                 TIMINGS["hub: accounts, course, hub started"] = time.perf_counter() - started
                 yield dict(hub=hub, teach=teach, ada=ada, course=course, exchange=exchange)
@@ -265,6 +283,31 @@ def test_student_logs_in_fetches_validates_and_submits_a1(hub_course, contexts):
     assert len(inbound) == 1, inbound
     assert "Ada's answer to" in (inbound[0] / f"{NOTEBOOK}.ipynb").read_text()
     TIMINGS["hub: student logs in, fetches, validates, submits"] = time.perf_counter() - started
+
+
+@on_a_hub
+def test_student_sees_their_grade_on_submit(hub_course, contexts):
+    """Within minutes of submitting from the Assignments tab, does the student find their grade
+    on the kit's grade-on-submit page (`mnistkit serve`, a hub service behind the hub's OAuth:
+    no second login), every auto-graded exercise at full marks, and nothing of the hidden tests?"""
+    started = time.perf_counter()
+    hub, ada = hub_course["hub"], hub_course["ada"]
+    shot = Shots("5-student-sees-grade-on-submit")
+    page = contexts(ada.name).new_page()
+    with shot.on_failure(page):
+        page.goto(f"{hub.url}/services/grade/")
+        page.get_by_text(f"Grading on submit: {ada.name}").wait_for(timeout=LONG)
+        shot(page, "queued-or-grading")
+        deadline = time.monotonic() + 600
+        while not page.get_by_text("28.0 / 28.0").count():
+            assert time.monotonic() < deadline, page.inner_text("body")[:2000]
+            time.sleep(5)
+            page.reload()
+        shot(page, "graded")
+        body = page.inner_text("body")
+        assert "mnist_distance" in body and "def test_" not in body and "ref." not in body
+    page.close()
+    TIMINGS["hub: the student's grade on submit, seen"] = time.perf_counter() - started
 
 
 @pytest.fixture(scope="module")

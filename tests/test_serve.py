@@ -157,6 +157,25 @@ def test_the_deadline_and_closing_stop_later_submissions(course, tmp_path):
     assert service.store.get(other).state == "unknown"
 
 
+def test_with_check_owner_a_folder_is_taken_only_from_the_student_it_names(tmp_path):
+    """Where every student has a Unix account (``check_owner``), is a submission folder that
+    names another student ignored (an impersonation), and one owned by the named account
+    taken? Without it, both are taken (the documented limit of a shared-uid hub)."""
+    import pwd
+
+    from mnistkit.serve import watcher
+    me = pwd.getpwuid(os.getuid()).pw_name
+    stamp = "2026-12-06 07:00:00.000000 UTC"
+    for student in (me, "someone-else"):
+        folder = tmp_path / f"{student}+{toy.ASSIGNMENT}+{stamp}"
+        folder.mkdir()
+        (folder / "timestamp.txt").write_text(stamp)
+    later = time.time() + 60
+    taken = {found.student for found in watcher.scan(tmp_path, set(), later, check_owner=True)}
+    assert taken == {me}
+    assert {found.student for found in watcher.scan(tmp_path, set(), later)} == {me, "someone-else"}
+
+
 def test_the_configuration_refuses_what_it_cannot_read(tmp_path):
     """Does a bad value stop the service with one line naming the key?"""
     course = tmp_path / "course"
