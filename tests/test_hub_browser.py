@@ -194,17 +194,6 @@ def assignment_list(page) -> None:
     nbgrader_menu(page, lambda m: m.locator('li[data-command="nbgrader:open-assignment-list"]'))
 
 
-def main_menu(page, menu: str, command: str) -> None:
-    page.locator(f'#jp-menu-panel div.lm-MenuBar-itemLabel:text-is("{menu}")').click()
-    page.locator(f'.lm-Menu li[data-command="{command}"]').first.click()
-
-
-def code_cell(page, starts_with: str):
-    """The notebook's code cell whose source starts with ``starts_with``."""
-    cells = page.locator(".jp-Notebook .jp-CodeCell")
-    return cells.filter(has=page.locator(".jp-InputArea-editor", has_text=starts_with)).first
-
-
 def validate(page, shot, step: str) -> str:
     page.locator("jp-button.validate-button").click()
     verdict = page.locator(".jp-Dialog-content")
@@ -260,8 +249,8 @@ def test_student_logs_in_fetches_validates_and_submits_a1(hub_course, contexts):
         page.locator("#jp-main-statusbar", has_text="| Idle").wait_for(timeout=60_000)
         shot(page, "notebook-opened")
         # as the notebook's first cell asks: run everything, then Validate
-        main_menu(page, "Run", "runmenu:run-all")
-        last = code_cell(page, "# Self-check for validation_metrics_choice")
+        js.main_menu(page, "Run", "runmenu:run-all")
+        last = js.code_cell(page, "# Self-check for validation_metrics_choice")
         last.locator(".jp-OutputArea-output",
                      has_text="validation_metrics_choice: self-check passed").wait_for(
             state="attached", timeout=LONG)
@@ -270,7 +259,7 @@ def test_student_logs_in_fetches_validates_and_submits_a1(hub_course, contexts):
         errors = page.locator(".jp-Notebook .jp-OutputArea-output", has_text="Traceback")
         assert errors.count() == 0, errors.first.inner_text()
         page.locator(".jp-NotebookPanel .jp-Notebook").click()
-        main_menu(page, "File", "docmanager:save")
+        js.main_menu(page, "File", "docmanager:save")
         page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached")
         text = validate(page, shot, "validate-verdict")
         assert "Success! Your notebook passes all the tests." in text, text

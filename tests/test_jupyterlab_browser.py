@@ -139,17 +139,6 @@ def nbgrader_menu(page, command: str) -> None:
     page.locator(f'#jp-mainmenu-nbgrader li[data-command="{command}"]').click()
 
 
-def main_menu(page, menu: str, command: str) -> None:
-    page.locator(f'#jp-menu-panel div.lm-MenuBar-itemLabel:text-is("{menu}")').click()
-    page.locator(f'.lm-Menu li[data-command="{command}"]').first.click()
-
-
-def code_cell(page, starts_with: str):
-    """The notebook's code cell whose source starts with ``starts_with``."""
-    cells = page.locator(".jp-Notebook .jp-CodeCell")
-    return cells.filter(has=page.locator(".jp-InputArea-editor", has_text=starts_with)).first
-
-
 def type_into(page, cell, text: str) -> None:
     """Replace a cell's source by typing ``text`` (the editor indents after a colon)."""
     cell.locator(".cm-content").click()
@@ -226,14 +215,14 @@ def student_session(page, shot, course: Course) -> None:
     page.locator("#jp-main-statusbar", has_text="| Idle").wait_for(timeout=60_000)
     shot(page, "notebook-opened")
 
-    main_menu(page, "Run", "runmenu:run-all")
-    answer = code_cell(page, f"def {BLANK}(")
-    check = code_cell(page, f"# Self-check for {BLANK}")
+    js.main_menu(page, "Run", "runmenu:run-all")
+    answer = js.code_cell(page, f"def {BLANK}(")
+    check = js.code_cell(page, f"# Self-check for {BLANK}")
     check.locator(".jp-OutputArea-output", has_text="NotImplementedError").wait_for(
         state="attached", timeout=RUN_TIMEOUT)
     check.scroll_into_view_if_needed()
     shot(page, "run-all-stops-at-the-blank-exercise")
-    later = code_cell(page, "# Self-check for rank_from_shape")
+    later = js.code_cell(page, "# Self-check for rank_from_shape")
     assert later.locator(".jp-OutputArea-output").count() == 0   # the run stopped there
 
     text = validate(page, shot, "validate-with-the-blank-exercise")
@@ -256,8 +245,8 @@ def student_session(page, shot, course: Course) -> None:
                                                               timeout=60_000)
     shot(page, "self-check-passes")
 
-    main_menu(page, "Run", "runmenu:run-all")
-    last = code_cell(page, "# Self-check for validation_metrics_choice")
+    js.main_menu(page, "Run", "runmenu:run-all")
+    last = js.code_cell(page, "# Self-check for validation_metrics_choice")
     last.locator(".jp-OutputArea-output",
                  has_text="validation_metrics_choice: self-check passed").wait_for(
         state="attached", timeout=RUN_TIMEOUT)
@@ -270,7 +259,7 @@ def student_session(page, shot, course: Course) -> None:
     assert "Success! Your notebook passes all the tests." in text, text
 
     page.locator(".jp-NotebookPanel .jp-Notebook").click()
-    main_menu(page, "File", "docmanager:save")
+    js.main_menu(page, "File", "docmanager:save")
     page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached")
     shot(page, "saved")
 
